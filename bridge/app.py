@@ -1,0 +1,167 @@
+"""The bridge process: stdio on one side, the bus on the other, until stdin closes.
+
+Owns the stdio pipes, the session, the bus connection (retried in the background, so the
+client's handshake never waits for NATS), discovery and the caller. On stdin EOF, SIGTERM
+or SIGINT it cancels what is in flight, closes the connection and returns at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import getpass
+import logging
+import secrets
+import signal
+import time
+from collections.abc import Callable
+
+from msgspec import Raw
+
+from bus import Bus, NotConnected, connect
+from schemas.config import Settings
+from schemas.jsonrpc import INTERNAL_ERROR, encode_error
+from schemas.mcp import CallToolParams
+
+from .calls import Caller
+from .catalog import Catalog
+from .discovery import Discovery
+from .errors import BusUnavailable, InvalidParams
+from .session import Session
+from .stdio import LineReader, LineWriter, claim_stdout
+
+log = logging.getLogger(__name__)
+
+_FIRST_CATALOG_WAIT = 5.0
+
+
+class Upstream:
+    """The bus side: connects (and keeps trying), runs discovery, forwards calls."""
+
+    def __init__(self, settings: Settings, url: str, on_tools_changed: Callable[[], None]) -> None:
+        self._settings = settings
+        self.url = url
+        self._on_tools_changed = on_tools_changed
+        self.ident = "bridge-" + secrets.token_hex(6)
+        self.bus: Bus | None = None
+        self.discovery: Discovery | None = None
+        self.caller: Caller | None = None
+        self._ready = asyncio.Event()  # the first discovery sweep finished, or connecting failed once
+        self._client = settings.bridge.client_name or _user()
+
+    async def run(self) -> None:
+        """Connect (retrying with backoff) and run discovery until cancelled."""
+        delay = 0.25
+        while True:
+            try:
+                async with connect(
+                    self._settings.nats,
+                    name=f"mcp-nats bridge {self.ident}",
+                    ident=self.ident,
+                    url=self.url,
+                    on_reconnect=self._reconnected,
+                ) as bus:
+                    delay = 0.25
+                    self.bus = bus
+                    self.discovery = Discovery(bus, self._settings.bridge, self._changed)
+                    self.caller = Caller(bus, self._settings.bridge, self._client, self.discovery.has_instances)
+                    watcher = asyncio.create_task(self._mark_ready(self.discovery))
+                    try:
+                        await self.discovery.run()
+                    finally:
+                        watcher.cancel()
+            except NotConnected as exc:
+                log.warning("%s; retrying in %.1f s", exc, delay)
+                self._ready.set()  # list nothing rather than make the client wait
+            finally:
+                self.bus = None
+                self.caller = None
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+    async def _mark_ready(self, discovery: Discovery) -> None:
+        await discovery.ready.wait()
+        self._ready.set()
+
+    async def _reconnected(self) -> None:
+        if self.discovery is not None:
+            self.discovery.poke()
+
+    def _changed(self, catalog: Catalog) -> None:
+        if self._ready.is_set():  # the first catalog is not a change the client has to hear about
+            self._on_tools_changed()
+
+    async def catalog(self) -> Catalog:
+        try:
+            await asyncio.wait_for(self._ready.wait(), _FIRST_CATALOG_WAIT)
+        except TimeoutError:
+            log.warning("no tool catalog within %.0f s; listing none", _FIRST_CATALOG_WAIT)
+        d = self.discovery
+        return d.catalog if d is not None else Catalog({})
+
+    async def refresh(self) -> Catalog:
+        d = self.discovery
+        return await d.refresh() if d is not None else Catalog({})
+
+    async def call_tool(
+        self, name: str, params: CallToolParams, *, protocol_version: str, notify: Callable[[bytes], None]
+    ) -> Raw:
+        catalog = await self.catalog()
+        entry = catalog.by_name.get(name)
+        if entry is None and self.discovery is not None:
+            entry = (await self.refresh()).by_name.get(name)
+        caller = self.caller
+        if caller is None:
+            raise BusUnavailable(self.url)
+        if entry is None:
+            raise InvalidParams(f"Unknown tool: {name}")
+        return await caller.call_tool(entry, params, protocol_version=protocol_version, notify=notify)
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+async def run_bridge(settings: Settings, url: str) -> None:
+    """Serve one MCP client on stdin/stdout until stdin closes (or SIGTERM/SIGINT)."""
+    t0 = time.monotonic()
+    proto_fd = claim_stdout()
+    writer = LineWriter(proto_fd)
+    await writer.attach()
+    reader = LineReader(settings.bridge.max_line_bytes)
+    await reader.attach(0)
+    session: Session
+    upstream = Upstream(settings, url, lambda: session.tools_changed())
+    session = Session(settings, writer.write, upstream)
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    up_task = asyncio.create_task(upstream.run(), name="upstream")
+    log.debug("bridge ready in %.1f ms", (time.monotonic() - t0) * 1000)
+
+    async def pump() -> None:
+        while (line := await reader.readline()) is not None:
+            try:
+                session.feed(line)
+            except Exception:  # a bug must cost one message, never the session
+                log.exception("could not handle a message")
+                writer.write(encode_error(None, INTERNAL_ERROR, "internal error in the bridge (details are in its log on stderr)"))
+
+    pump_task = asyncio.create_task(pump(), name="stdin")
+    stop_task = asyncio.create_task(stop.wait(), name="signals")
+    try:
+        await asyncio.wait({pump_task, stop_task, up_task}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for t in (pump_task, stop_task):
+            t.cancel()
+        await session.close()
+        up_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await asyncio.wait_for(up_task, 0.5)
+        writer.close()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)

@@ -1,0 +1,144 @@
+"""Forwarding one tools/call over the bus: deadline, liveness, retries, cancellation.
+
+Publishes on `<root>.<svc>.tools.call.<tool>` with the call's headers and reads frames from
+the multiplexed inbox: notification frames go to the client as they come, heartbeat frames
+prove the instance is alive, the final frame is the result or a JSON-RPC error. A call that
+found no responder, or whose instance went silent, is retried on another instance when the
+tool is read-only or idempotent; otherwise it fails with a sentence saying so. A cancelled
+or timed-out call is announced on `<root>.<svc>.cancel` so the instance stops the work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from typing import Final
+
+import msgspec
+from msgspec import UNSET, Raw
+
+from bus import Bus, DeadlineExceeded, NoResponders, NotConnected, PayloadTooLarge, ResponderLost
+from schemas import bus as h
+from schemas.config import BridgeSettings
+from schemas.jsonrpc import INTERNAL_ERROR, ErrorObject
+from schemas.mcp import CallToolParams
+
+from .catalog import Entry
+from .errors import BusUnavailable, CallTimeout, OutcomeUnknown, RemoteError, RequestTooLarge, ServiceDown
+
+log = logging.getLogger(__name__)
+
+_encoder: Final = msgspec.json.Encoder()
+_error_decoder: Final = msgspec.json.Decoder(ErrorObject)
+_NO_RESPONDER_BACKOFF: Final = (0.05, 0.15, 0.3)
+
+
+class Caller:
+    """Sends calls for one bridge; `client` is the identity recorded with each call."""
+
+    def __init__(self, bus: Bus, settings: BridgeSettings, client: str, has_instances: Callable[[str], bool]) -> None:
+        self._bus = bus
+        self._settings = settings
+        self._client = client
+        self._has_instances = has_instances
+        self._seq = 0
+        self._prefix = bus.ident
+
+    def new_call_id(self) -> str:
+        self._seq += 1
+        return f"{self._prefix}-{self._seq}"
+
+    async def call_tool(
+        self,
+        entry: Entry,
+        params: CallToolParams,
+        *,
+        protocol_version: str,
+        notify: Callable[[bytes], None],
+        call_id: str | None = None,
+        timeout: float | None = None,
+    ) -> Raw:
+        """The responder's CallToolResult (raw JSON), or a BridgeError."""
+        s = self._settings
+        call_id = call_id or self.new_call_id()
+        seconds = timeout or s.call_timeout
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        svc = entry.service
+        subject = self._bus.subjects.tool_call(svc, entry.tool.name)
+        body = _encoder.encode(msgspec.structs.replace(params, name=entry.tool.name))
+        headers = {
+            h.CALL_ID: call_id,
+            h.DEADLINE: str(int((time.time() + seconds) * 1000)),
+            h.PROTOCOL_VERSION: protocol_version,
+            h.HEARTBEAT: str(int(s.heartbeat * 1000)),
+            h.CLIENT: self._client,
+        }
+        retry_safe = entry.retry_safe
+        attempts = 0
+        lost = 0
+        while True:
+            attempts += 1
+            try:
+                return await self._attempt(subject, body, headers, deadline, notify)
+            except NoResponders:
+                # Nobody received it, so a retry can never run it twice; but only wait when instances
+                # are known to exist (a rolling restart), never when the service is simply down.
+                if attempts > len(_NO_RESPONDER_BACKOFF) or not self._has_instances(svc):
+                    raise ServiceDown(svc) from None
+                await asyncio.sleep(_NO_RESPONDER_BACKOFF[attempts - 1])
+            except ResponderLost:
+                lost += 1
+                if not retry_safe:
+                    raise OutcomeUnknown(entry.exposed, s.liveness_window) from None
+                if lost > s.max_retries:
+                    raise ServiceDown(svc) from None
+                log.warning("instance of %s went silent during %s (call %s); retrying", svc, entry.tool.name, call_id)
+            except DeadlineExceeded:
+                await self._cancel(svc, call_id)
+                raise CallTimeout(entry.exposed, seconds) from None
+            except asyncio.CancelledError:
+                await self._cancel(svc, call_id)
+                raise
+            except PayloadTooLarge as exc:
+                raise RequestTooLarge(exc.size, exc.limit) from None
+            except NotConnected:
+                raise BusUnavailable(self._bus.settings.url or "the configured URL") from None
+
+    async def _attempt(
+        self, subject: str, body: bytes, headers: dict[str, str], deadline: float, notify: Callable[[bytes], None]
+    ) -> Raw:
+        idle = self._settings.liveness_window
+        with self._bus.open_call(subject) as call:
+            await self._bus.publish(subject, body, headers, reply=call.reply)
+            while True:
+                frame = await call.next(idle, deadline)
+                if frame.kind == h.FRAME_HEARTBEAT:
+                    continue
+                if frame.kind == h.FRAME_NOTIFICATION:
+                    if frame.data[:1] == b"{":
+                        notify(frame.data)
+                    continue
+                err = frame.error
+                if err is not None:
+                    raise _remote_error(err, frame.data)
+                if frame.data[:1] != b"{":
+                    raise RemoteError(INTERNAL_ERROR, f"the responder for {subject} sent a result that is not a JSON object")
+                return Raw(frame.data)
+
+    async def _cancel(self, svc: str, call_id: str) -> None:
+        try:
+            await self._bus.publish(self._bus.subjects.cancel(svc), _encoder.encode({"callId": call_id}))
+        except Exception:  # best effort: the deadline header stops the work anyway
+            log.debug("cancel publish failed", exc_info=True)
+
+
+def _remote_error(err: tuple[int, str], body: bytes) -> RemoteError:
+    code, sentence = err
+    try:
+        obj = _error_decoder.decode(body)
+        return RemoteError(obj.code, obj.message, None if obj.data is UNSET else obj.data)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return RemoteError(code, sentence or "the responder reported an error")

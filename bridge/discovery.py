@@ -1,0 +1,150 @@
+"""Live discovery: which MCP services have instances on the bus, and the merged tool catalog.
+
+Owns the lifecycle-event subscription and the sweep loop. A sweep scatters `$SRV.PING`,
+keeps the replies whose metadata names our subject root, and re-reads `tools.list` from
+every service whose set of instances changed. Lifecycle events (`started`, `stopping`) and
+unknown tool names trigger an immediate sweep; a periodic sweep notices instances that died
+without a word. Whenever the merged list changes, `on_change` is called with the new catalog.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from typing import Final
+
+import msgspec
+
+from bus import Bus, BusError
+from schemas import bus as h
+from schemas.bus import PingResponse
+from schemas.config import BridgeSettings
+from schemas.mcp import ListToolsResult, Tool
+
+from .catalog import Catalog
+
+log = logging.getLogger(__name__)
+
+_ping_decoder: Final = msgspec.json.Decoder(PingResponse)
+_tools_decoder: Final = msgspec.json.Decoder(ListToolsResult)
+_lifecycle_decoder: Final = msgspec.json.Decoder(dict[str, str])
+_MAX_PAGES: Final = 100
+
+
+class Discovery:
+    def __init__(self, bus: Bus, settings: BridgeSettings, on_change: Callable[[Catalog], None]) -> None:
+        self._bus = bus
+        self._settings = settings
+        self._on_change = on_change
+        self.catalog = Catalog({}, settings.tool_separator, settings.max_tool_name)
+        self.instances: dict[str, set[str]] = {}
+        self._tools: dict[str, list[Tool]] = {}
+        self._leaving: dict[str, float] = {}
+        self._poke = asyncio.Event()
+        self._swept = asyncio.Condition()
+        self._sweeps = 0
+        self.ready = asyncio.Event()
+
+    def poke(self) -> None:
+        """Ask for a sweep now (a lifecycle event, an unknown tool, a reconnect)."""
+        self._poke.set()
+
+    async def refresh(self, timeout: float = 2.0) -> Catalog:
+        """Sweep now and return the catalog after it (bounded by `timeout`)."""
+        async with self._swept:
+            target = self._sweeps + 1
+            self.poke()
+            try:
+                await asyncio.wait_for(self._swept.wait_for(lambda: self._sweeps >= target), timeout)
+            except TimeoutError:
+                log.warning("discovery sweep did not finish within %.1f s", timeout)
+        return self.catalog
+
+    def has_instances(self, svc: str) -> bool:
+        return bool(self.instances.get(svc))
+
+    async def run(self) -> None:
+        sub = await self._bus.subscribe(self._bus.subjects.all_events("lifecycle"), self._on_lifecycle)
+        try:
+            while True:
+                try:
+                    await self._sweep()
+                except BusError as exc:
+                    log.warning("discovery sweep failed: %s", exc)
+                self._sweeps += 1
+                self.ready.set()
+                async with self._swept:
+                    self._swept.notify_all()
+                try:
+                    await asyncio.wait_for(self._poke.wait(), self._settings.discovery_interval)
+                except TimeoutError:
+                    pass
+                self._poke.clear()
+        finally:
+            try:
+                await sub.unsubscribe()
+            except Exception:  # the connection is closing
+                log.debug("lifecycle unsubscribe failed", exc_info=True)
+
+    async def _on_lifecycle(self, msg: object) -> None:
+        try:
+            event = _lifecycle_decoder.decode(msg.data)  # type: ignore[attr-defined]
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            return
+        if event.get("event") == "stopping" and event.get("instance"):
+            self._leaving[event["instance"]] = time.monotonic() + 60
+        self.poke()
+
+    async def _sweep(self) -> None:
+        root = self._bus.subjects.root
+        now = time.monotonic()
+        self._leaving = {k: v for k, v in self._leaving.items() if v > now}
+        found: dict[str, set[str]] = {}
+        for reply in await self._bus.scatter("$SRV.PING", idle=0.1, limit=1.0):
+            try:
+                ping = _ping_decoder.decode(reply.data)
+            except (msgspec.DecodeError, msgspec.ValidationError):
+                continue
+            if ping.metadata.get(h.META_ROOT) != root or ping.id in self._leaving:
+                continue
+            svc = ping.metadata.get(h.META_SERVICE, "")
+            if svc and "_" not in svc:
+                found.setdefault(svc, set()).add(ping.id)
+        changed = False
+        for svc, ids in found.items():
+            if ids != self.instances.get(svc) or svc not in self._tools:
+                tools = await self._fetch_tools(svc)
+                if tools is not None:
+                    changed |= tools != self._tools.get(svc)
+                    self._tools[svc] = tools
+        for svc in list(self._tools):
+            if svc not in found:
+                del self._tools[svc]
+                changed = True
+        self.instances = found
+        if changed:
+            self.catalog = Catalog(
+                {s: t for s, t in self._tools.items()}, self._settings.tool_separator, self._settings.max_tool_name
+            )
+            log.info("tool catalog now has %d tools from %s", len(self.catalog), sorted(self._tools) or "no services")
+            self._on_change(self.catalog)
+
+    async def _fetch_tools(self, svc: str) -> list[Tool] | None:
+        tools: list[Tool] = []
+        cursor: str | None = None
+        for _ in range(_MAX_PAGES):
+            body = b"{}" if cursor is None else msgspec.json.encode({"cursor": cursor})
+            try:
+                reply = await self._bus.request(self._bus.subjects.tools_list(svc), body, timeout=2.0)
+                page = _tools_decoder.decode(reply.data)
+            except (BusError, msgspec.DecodeError, msgspec.ValidationError) as exc:
+                log.warning("could not list the tools of %s: %s", svc, exc)
+                return None
+            tools.extend(page.tools)
+            if not isinstance(page.nextCursor, str) or not page.nextCursor:
+                return tools
+            cursor = page.nextCursor
+        log.warning("%s returned more than %d pages of tools; using the first ones", svc, _MAX_PAGES)
+        return tools

@@ -1,0 +1,334 @@
+"""The MCP server side of the bridge: one client on stdio, both protocol eras.
+
+Owns the request tasks and listen subscriptions of the client. Every request runs in its
+own task, so a slow tool never holds up a `ping` or another call; notifications are handled
+in arrival order. Legacy clients (`initialize`, 2024-11-05 .. 2025-11-25) get a session;
+modern clients (2026-07-28) are recognised per request by `params._meta`, and `server/discover`
+is answered at once, locally, before any bus round trip (Claude Code gives its probe ~3 s).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, Final, Protocol
+
+import msgspec
+from msgspec import UNSET, Raw
+
+from schemas.config import Settings
+from schemas.jsonrpc import (
+    INVALID_REQUEST,
+    Invalid,
+    Message,
+    RequestId,
+    decode_message,
+    encode_error,
+    encode_notification,
+    encode_result,
+)
+from schemas.mcp import (
+    BATCH_VERSIONS,
+    META_SERVER_INFO,
+    META_SUBSCRIPTION_ID,
+    MODERN_VERSIONS,
+    CallToolParams,
+    CancelledParams,
+    InitializeParams,
+    MetaOnlyParams,
+    PaginatedParams,
+    RequestMeta,
+    negotiate_version,
+)
+
+from .catalog import Catalog, InvalidCursor
+from .errors import InvalidParams, MethodNotFound, UnsupportedVersion, to_error
+from .stdio import OVERLONG
+
+log = logging.getLogger(__name__)
+
+VERSION: Final = "0.1.0"
+SERVER_INFO: Final = {"name": "mcp-nats", "title": "MCP services on NATS", "version": VERSION}
+INSTRUCTIONS: Final = (
+    "Tools of the MCP services running on a NATS bus, named <service>_<tool> (for example fs_read_text_file). "
+    "A service with no running responder disappears from the list; start one with `mcp-nats serve <service>`."
+)
+_encoder: Final = msgspec.json.Encoder()
+_init_decoder: Final = msgspec.json.Decoder(InitializeParams)
+_meta_decoder: Final = msgspec.json.Decoder(MetaOnlyParams)
+_page_decoder: Final = msgspec.json.Decoder(PaginatedParams)
+_call_decoder: Final = msgspec.json.Decoder(CallToolParams)
+_cancel_decoder: Final = msgspec.json.Decoder(CancelledParams)
+_listen_decoder: Final = msgspec.json.Decoder(dict[str, Any])
+
+
+class Upstream(Protocol):
+    """What the session needs from the bus side (bridge/app.py implements it)."""
+
+    async def catalog(self) -> Catalog: ...
+    async def refresh(self) -> Catalog: ...
+    async def call_tool(
+        self, name: str, params: CallToolParams, *, protocol_version: str, notify: Callable[[bytes], None]
+    ) -> Raw: ...
+
+
+def _key(id: RequestId) -> tuple[type, RequestId]:
+    return (type(id), id)  # 1 and "1" are different ids
+
+
+class Session:
+    def __init__(self, settings: Settings, write: Callable[[bytes], None], upstream: Upstream) -> None:
+        self._settings = settings
+        self._write = write
+        self._up = upstream
+        self.version: str | None = None  # negotiated handshake version (legacy era)
+        self.initialized = False
+        self.client_capabilities: Raw = Raw(b"{}")
+        self._tasks: dict[tuple[type, RequestId], asyncio.Task[None]] = {}
+        self._listens: dict[tuple[type, RequestId], tuple[RequestId, dict[str, Any]]] = {}
+        self._page_size = 100
+        self._handlers: dict[str, Callable[[Message, RequestMeta | None], Awaitable[bytes]]] = {
+            "initialize": self._initialize,
+            "server/discover": self._discover,
+            "ping": self._ping,
+            "tools/list": self._tools_list,
+            "tools/call": self._tools_call,
+        }
+
+    # -- input ------------------------------------------------------------------------------
+
+    def feed(self, line: bytes) -> None:
+        """Handle one stdin line (never raises: every problem becomes a JSON-RPC error or is ignored)."""
+        if line is OVERLONG:
+            limit = self._settings.bridge.max_line_bytes
+            self._write(encode_error(None, INVALID_REQUEST, f"the message is longer than {limit} bytes and was skipped"))
+            return
+        if line.lstrip()[:1] == b"[":
+            self._batch(line)
+            return
+        try:
+            msg = decode_message(line)
+        except Invalid as exc:
+            if exc.respond:
+                self._write(encode_error(exc.id, exc.code, exc.message))
+            return
+        self._dispatch(msg, self._write)
+
+    def _dispatch(self, msg: Message, write: Callable[[bytes], None]) -> asyncio.Task[None] | None:
+        if msg.method is UNSET:
+            return None  # a response to a server-to-client request; none are outstanding in this version
+        if msg.id is UNSET:
+            self._notification(msg)
+            return None
+        key = _key(msg.id)
+        if key in self._tasks:
+            write(encode_error(msg.id, INVALID_REQUEST, f"request id {msg.id!r} is already in use by a request in flight"))
+            return None
+        task = asyncio.create_task(self._request(msg, write))
+        self._tasks[key] = task
+        task.add_done_callback(lambda _t: self._tasks.pop(key, None))
+        return task
+
+    def _batch(self, line: bytes) -> None:
+        if self.version not in BATCH_VERSIONS:
+            self._write(encode_error(None, INVALID_REQUEST, f"JSON-RPC batches are not allowed in protocol version {self.version or '(none negotiated)'}"))
+            return
+        try:
+            items = msgspec.json.decode(line, type=list[Raw])
+        except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError):
+            self._write(encode_error(None, -32700, "the batch is not valid JSON"))
+            return
+        if not items:
+            self._write(encode_error(None, INVALID_REQUEST, "an empty batch is invalid"))
+            return
+        replies: list[bytes] = []
+        tasks: list[asyncio.Task[None]] = []
+        for item in items:
+            try:
+                msg = decode_message(bytes(item))
+            except Invalid as exc:
+                if exc.respond:
+                    replies.append(encode_error(exc.id, exc.code, exc.message))
+                continue
+            t = self._dispatch(msg, replies.append)  # each request passes every per-request check
+            if t is not None:
+                tasks.append(t)
+
+        async def finish() -> None:
+            await asyncio.gather(*tasks, return_exceptions=True)
+            if replies:
+                self._write(b"[" + b",".join(replies) + b"]")
+
+        task = asyncio.create_task(finish())
+        self._tasks[_key(f"\x00batch{id(task)}")] = task
+
+    def _notification(self, msg: Message) -> None:
+        method = msg.method
+        if method == "notifications/initialized":
+            self.initialized = True
+        elif method == "notifications/cancelled":
+            try:
+                p = _cancel_decoder.decode(msg.params) if msg.params is not UNSET else None
+            except (msgspec.DecodeError, msgspec.ValidationError):
+                return  # malformed notifications are ignored (MCP cancellation)
+            if p is None:
+                return
+            key = _key(p.requestId)
+            if key in self._listens:
+                self._listens.pop(key, None)
+            task = self._tasks.get(key)
+            if task is not None:
+                task.cancel()
+        # every other notification (roots/list_changed, progress from the client...) needs nothing from us
+
+    async def _request(self, msg: Message, write: Callable[[bytes], None]) -> None:
+        assert isinstance(msg.method, str) and msg.id is not UNSET
+        try:
+            meta = self._meta(msg)
+            handler = self._handlers.get(msg.method)
+            if handler is None:
+                if msg.method == "subscriptions/listen":
+                    await self._listen(msg, meta, write)
+                    return
+                raise MethodNotFound(msg.method)
+            result = await handler(msg, meta)
+            write(encode_result(msg.id, Raw(result)))
+        except asyncio.CancelledError:
+            return  # cancelled by the client (no response, per MCP) or at shutdown
+        except Exception as exc:
+            code, message, data = to_error(exc)
+            write(encode_error(msg.id, code, message, UNSET if data is None else data))
+
+    def _meta(self, msg: Message) -> RequestMeta | None:
+        """The request's `_meta` when it is a modern (2026-07-28) request, else None. Checks the version."""
+        if msg.params is UNSET or bytes(msg.params).find(b"io.modelcontextprotocol/protocolVersion") < 0:
+            return None
+        try:
+            p = _meta_decoder.decode(msg.params)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            raise InvalidParams(f"invalid _meta: {exc}") from None
+        meta = p.meta
+        if meta is UNSET or meta.protocol_version is UNSET:
+            return None
+        if meta.protocol_version not in MODERN_VERSIONS:
+            raise UnsupportedVersion(meta.protocol_version)
+        if meta.client_capabilities is UNSET:
+            raise InvalidParams("_meta must carry io.modelcontextprotocol/clientCapabilities")
+        return meta
+
+    # -- local methods ----------------------------------------------------------------------
+
+    def _capabilities(self) -> dict[str, Any]:
+        return {"tools": {"listChanged": True}}
+
+    async def _initialize(self, msg: Message, meta: RequestMeta | None) -> bytes:
+        if msg.params is UNSET:
+            raise InvalidParams("initialize needs params with protocolVersion")
+        try:
+            p = _init_decoder.decode(msg.params)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            raise InvalidParams(f"invalid initialize params: {exc}") from None
+        self.version = negotiate_version(p.protocolVersion)
+        self.client_capabilities = p.capabilities
+        return _encoder.encode(
+            {
+                "protocolVersion": self.version,
+                "capabilities": self._capabilities(),
+                "serverInfo": SERVER_INFO,
+                "instructions": INSTRUCTIONS,
+            }
+        )
+
+    async def _discover(self, msg: Message, meta: RequestMeta | None) -> bytes:
+        return _encoder.encode(
+            {
+                "resultType": "complete",
+                "supportedVersions": list(MODERN_VERSIONS),
+                "capabilities": self._capabilities(),
+                "instructions": INSTRUCTIONS,
+                "ttlMs": 0,
+                "cacheScope": "public",
+                "_meta": {META_SERVER_INFO: SERVER_INFO},
+            }
+        )
+
+    async def _ping(self, msg: Message, meta: RequestMeta | None) -> bytes:
+        return b"{}"
+
+    async def _tools_list(self, msg: Message, meta: RequestMeta | None) -> bytes:
+        cursor: str | None = None
+        if msg.params is not UNSET:
+            try:
+                p = _page_decoder.decode(msg.params)
+            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+                raise InvalidParams(f"invalid tools/list params: {exc}") from None
+            cursor = None if p.cursor is UNSET else p.cursor
+        catalog = await self._up.catalog()
+        try:
+            entries, nxt = catalog.page(cursor, self._page_size)
+        except InvalidCursor as exc:
+            raise InvalidParams(f"invalid cursor: {exc}") from None
+        parts = [b'{"tools":', catalog.encode_tools(entries)]
+        if nxt is not None:
+            parts.append(b',"nextCursor":' + _encoder.encode(nxt))
+        if meta is not None:
+            # Discovery is live and list changes are notified, so results are fresh only now.
+            parts.append(b',"resultType":"complete","ttlMs":0,"cacheScope":"public","_meta":')
+            parts.append(_encoder.encode({META_SERVER_INFO: SERVER_INFO}))
+        parts.append(b"}")
+        return b"".join(parts)
+
+    async def _tools_call(self, msg: Message, meta: RequestMeta | None) -> bytes:
+        if msg.params is UNSET:
+            raise InvalidParams("tools/call needs params with a tool name")
+        try:
+            p = _call_decoder.decode(msg.params)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            raise InvalidParams(f"invalid tools/call params: {exc}") from None
+        version = meta.protocol_version if meta is not None else (self.version or "")
+        assert isinstance(version, str)
+        result = await self._up.call_tool(p.name, p, protocol_version=version, notify=self._write)
+        return bytes(result)
+
+    async def _listen(self, msg: Message, meta: RequestMeta | None, write: Callable[[bytes], None]) -> None:
+        """`subscriptions/listen` (2026-07-28): acknowledge what we honour, then hold the stream open."""
+        assert msg.id is not UNSET
+        requested: dict[str, Any] = {}
+        if msg.params is not UNSET:
+            try:
+                requested = _listen_decoder.decode(msg.params).get("notifications") or {}
+            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+                raise InvalidParams(f"invalid subscriptions/listen params: {exc}") from None
+        agreed = {"toolsListChanged": True} if requested.get("toolsListChanged") is True else {}
+        key = _key(msg.id)
+        self._listens[key] = (msg.id, agreed)
+        write(
+            encode_notification(
+                "notifications/subscriptions/acknowledged",
+                Raw(_encoder.encode({"notifications": agreed, "_meta": {META_SUBSCRIPTION_ID: msg.id}})),
+            )
+        )
+        try:
+            await asyncio.Event().wait()  # ends when the client cancels it or the bridge exits
+        finally:
+            self._listens.pop(key, None)
+
+    # -- events from the bus side -----------------------------------------------------------
+
+    def tools_changed(self) -> None:
+        """The merged tool list changed: tell the client, in whichever way its era expects."""
+        if self.initialized:
+            self._write(encode_notification("notifications/tools/list_changed"))
+        for sub_id, agreed in list(self._listens.values()):
+            if agreed.get("toolsListChanged"):
+                params = Raw(_encoder.encode({"_meta": {META_SUBSCRIPTION_ID: sub_id}}))
+                self._write(encode_notification("notifications/tools/list_changed", params))
+
+    async def close(self) -> None:
+        """Cancel every request in flight (the client is gone) and wait briefly for them to unwind."""
+        tasks = list(self._tasks.values())
+        for t in tasks:
+            t.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=0.5)

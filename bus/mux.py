@@ -1,0 +1,170 @@
+"""The inbox multiplexer: one wildcard subscription carries the replies to every outgoing call.
+
+Owns the subscription `<prefix>.>`; each call gets a token under it and a frame buffer.
+Replies may come in several frames (progress, heartbeats) before the final one. Frames for
+a token nobody waits for any more (a late reply after a deadline) are dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from typing import TYPE_CHECKING, Final
+
+from nats.aio.msg import Msg
+
+from schemas import bus as h
+
+from .errors import DeadlineExceeded, NoResponders, ResponderLost
+
+if TYPE_CHECKING:
+    from nats.aio.client import Client
+    from nats.aio.subscription import Subscription
+
+log = logging.getLogger(__name__)
+
+_NO_RESPONDERS: Final = "503"
+_DIGITS: Final = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+def _b62(n: int) -> str:
+    out = []
+    while True:
+        n, r = divmod(n, 62)
+        out.append(_DIGITS[r])
+        if not n:
+            return "".join(reversed(out))
+
+
+class Frame:
+    """One message received for a call: `kind` is "final", "notification" or "heartbeat"."""
+
+    __slots__ = ("data", "headers", "kind")
+
+    def __init__(self, msg: Msg) -> None:
+        self.data: bytes = msg.data
+        self.headers: dict[str, str] = msg.headers or {}
+        self.kind: str = self.headers.get(h.FRAME, "final")
+
+    @property
+    def is_final(self) -> bool:
+        return self.kind == "final"
+
+    @property
+    def error(self) -> tuple[int, str] | None:
+        """(code, sentence) when the final reply is a service error (ADR-32 headers)."""
+        code = self.headers.get(h.SERVICE_ERROR_CODE)
+        if code is None:
+            return None
+        try:
+            num = int(code)
+        except ValueError:
+            num = -32603
+        return num, self.headers.get(h.SERVICE_ERROR, "")
+
+
+class Call:
+    """An outstanding request: publish with `reply=call.reply`, then read frames with `next()`."""
+
+    __slots__ = ("_frames", "_mux", "_waiter", "reply", "subject", "token")
+
+    def __init__(self, mux: Inbox, token: str, subject: str) -> None:
+        self._mux = mux
+        self.token = token
+        self.subject = subject
+        self.reply = f"{mux.prefix}.{token}"
+        self._frames: deque[Msg] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+
+    def _deliver(self, msg: Msg) -> None:
+        self._frames.append(msg)
+        w = self._waiter
+        if w is not None and not w.done():
+            w.set_result(None)
+
+    async def next(self, idle: float, deadline: float) -> Frame:
+        """The next frame. Raises NoResponders, ResponderLost (silence longer than `idle`), DeadlineExceeded.
+
+        `deadline` is absolute (loop time); `idle` bounds the gap between frames and never extends it.
+        """
+        loop = asyncio.get_running_loop()
+        if not self._frames:
+            now = loop.time()
+            remaining = deadline - now
+            if remaining <= 0:
+                raise DeadlineExceeded(self.subject, 0)
+            wait = min(idle, remaining)
+            fut: asyncio.Future[None] = loop.create_future()
+            self._waiter = fut
+            handle = loop.call_later(wait, _expire, fut)
+            try:
+                await fut
+            finally:
+                handle.cancel()
+                self._waiter = None
+            if not self._frames:
+                if wait < idle:
+                    raise DeadlineExceeded(self.subject, wait)
+                raise ResponderLost(self.subject, idle)
+        msg = self._frames.popleft()
+        if not msg.data and msg.headers and msg.headers.get(h.STATUS) == _NO_RESPONDERS:
+            raise NoResponders(self.subject)
+        return Frame(msg)
+
+    def close(self) -> None:
+        """Stop receiving frames for this call (idempotent)."""
+        self._mux._calls.pop(self.token, None)
+
+    def __enter__(self) -> Call:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _expire(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
+
+
+class Inbox:
+    """Owns the `<prefix>.>` subscription; `open()` hands out calls keyed by token."""
+
+    def __init__(self, nc: Client, prefix: str) -> None:
+        self._nc = nc
+        self.prefix = prefix
+        self._calls: dict[str, Call] = {}
+        self._next = 0
+        self._sub: Subscription | None = None
+        self._cut = len(prefix) + 1
+
+    async def start(self) -> None:
+        # pending limits: a burst of replies must never be dropped as a slow consumer
+        self._sub = await self._nc.subscribe(
+            f"{self.prefix}.>", cb=self._on_msg, pending_msgs_limit=1_000_000, pending_bytes_limit=1024**3
+        )
+
+    async def stop(self) -> None:
+        if self._sub is not None:
+            try:
+                await self._sub.unsubscribe()
+            except Exception:  # the connection may already be closed; nothing is left to release
+                log.debug("inbox unsubscribe failed", exc_info=True)
+            self._sub = None
+        self._calls.clear()
+
+    def open(self, subject: str) -> Call:
+        self._next += 1
+        call = Call(self, _b62(self._next), subject)
+        self._calls[call.token] = call
+        return call
+
+    @property
+    def outstanding(self) -> int:
+        return len(self._calls)
+
+    async def _on_msg(self, msg: Msg) -> None:
+        call = self._calls.get(msg.subject[self._cut :])
+        if call is not None:
+            call._deliver(msg)

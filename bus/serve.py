@@ -1,0 +1,204 @@
+"""Queue-group endpoints: one subscription, a task per request, bounded concurrency, drain on exit.
+
+Owns the subscription and every handler task it starts. The subscription callback never
+blocks: it admits the request (or refuses it at once as overloaded when `max_concurrency +
+max_pending` are already taken) and a task waits for a handler slot. While a request runs
+whose caller asked for liveness frames (`Mcp-Heartbeat`), a heartbeat frame goes to its
+reply subject every interval, so the caller can tell a slow handler from a dead instance.
+On exit the subscription is drained: nothing new is taken, every admitted request finishes
+(bounded by `drain_timeout`), then the endpoint returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Final
+
+from nats.aio.msg import Msg
+
+from schemas import bus as h
+
+from .errors import OVERLOADED, BusError, translate
+
+if TYPE_CHECKING:
+    from nats.aio.client import Client
+    from nats.aio.subscription import Subscription
+
+log = logging.getLogger(__name__)
+
+_HEARTBEAT_HEADERS: Final = {h.FRAME: h.FRAME_HEARTBEAT}
+_TICK: Final = 0.2
+
+
+class Request:
+    """One request taken from the bus. Reply exactly once with `respond` or `respond_error`;
+    interim frames (`frame`) may precede it when the caller provided a reply subject."""
+
+    __slots__ = ("_nc", "_beat_every", "_last_beat", "data", "headers", "received", "replied", "reply", "subject")
+
+    def __init__(self, nc: Client, msg: Msg) -> None:
+        self._nc = nc
+        self.subject: str = msg.subject
+        self.reply: str = msg.reply
+        self.data: bytes = msg.data
+        self.headers: dict[str, str] = msg.headers or {}
+        self.received = time.monotonic()
+        self.replied = False
+        self._last_beat = self.received
+        self._beat_every = 0.0
+        beat = self.headers.get(h.HEARTBEAT)
+        if beat and msg.reply:
+            try:
+                self._beat_every = max(0.05, int(beat) / 1000)
+            except ValueError:
+                self._beat_every = 0.0
+
+    async def respond(self, data: bytes, headers: dict[str, str] | None = None) -> None:
+        if self.replied or not self.reply:
+            self.replied = True
+            return
+        self.replied = True
+        await self._publish(data, headers)
+
+    async def respond_error(self, code: int, message: str, body: bytes, headers: dict[str, str] | None = None) -> None:
+        """Final error reply: ADR-32 headers carry the code and sentence, the body a JSON-RPC error object."""
+        hdrs = {h.SERVICE_ERROR_CODE: str(code), h.SERVICE_ERROR: message.replace("\r", " ").replace("\n", " ")}
+        if headers:
+            hdrs.update(headers)
+        await self.respond(body, hdrs)
+
+    async def frame(self, data: bytes, kind: str = h.FRAME_NOTIFICATION) -> None:
+        """An interim frame (notification or heartbeat) before the final reply."""
+        if self.replied or not self.reply:
+            return
+        self._last_beat = time.monotonic()
+        await self._publish(data, {h.FRAME: kind})
+
+    async def _publish(self, data: bytes, headers: dict[str, str] | None) -> None:
+        try:
+            await self._nc.publish(self.reply, data, headers=headers)
+        except Exception as exc:
+            err = translate(exc, subject=self.reply, size=len(data), limit=self._nc.max_payload)
+            raise err from exc
+
+
+Handler = Callable[[Request], Awaitable[None]]
+
+
+class Endpoint:
+    """A queue-group subscription dispatching each request to `handler` in its own task.
+
+    Use as `async with Endpoint(...) as ep:`; leaving the block drains it.
+    """
+
+    def __init__(
+        self,
+        nc: Client,
+        subject: str,
+        queue: str,
+        handler: Handler,
+        *,
+        max_concurrency: int = 64,
+        max_pending: int = 2048,
+        drain_timeout: float = 30.0,
+    ) -> None:
+        self._nc = nc
+        self.subject = subject
+        self.queue = queue
+        self._handler = handler
+        self._limit = asyncio.Semaphore(max_concurrency)
+        self._capacity = max_concurrency + max_pending
+        self._drain_timeout = drain_timeout
+        self._inflight: set[Request] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._sub: Subscription | None = None
+        self._ticker: asyncio.Task[None] | None = None
+        self.refused = 0
+
+    @property
+    def inflight(self) -> int:
+        return len(self._inflight)
+
+    async def __aenter__(self) -> Endpoint:
+        try:
+            self._sub = await self._nc.subscribe(
+                self.subject, queue=self.queue, cb=self._on_msg, pending_msgs_limit=1_000_000, pending_bytes_limit=1024**3
+            )
+        except Exception as exc:
+            raise translate(exc, subject=self.subject) from exc
+        self._ticker = asyncio.create_task(self._beat(), name=f"heartbeat {self.subject}")
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.drain()
+
+    async def drain(self) -> None:
+        """Stop intake, finish every admitted request (bounded by drain_timeout), release everything."""
+        sub, self._sub = self._sub, None
+        if sub is not None:
+            try:
+                await sub.drain()
+            except Exception:  # connection closed or draining: queued messages are gone with it
+                log.debug("subscription drain failed for %s", self.subject, exc_info=True)
+        try:
+            await asyncio.wait_for(self._idle.wait(), self._drain_timeout)
+        except TimeoutError:
+            log.warning("drain of %s timed out with %d calls in flight; cancelling them", self.subject, len(self._tasks))
+            for task in list(self._tasks):
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._ticker is not None:
+            self._ticker.cancel()
+            await asyncio.gather(self._ticker, return_exceptions=True)
+            self._ticker = None
+
+    async def _on_msg(self, msg: Msg) -> None:
+        req = Request(self._nc, msg)
+        if len(self._inflight) >= self._capacity:
+            self.refused += 1
+            await self._refuse(req)
+            return
+        self._inflight.add(req)
+        self._idle.clear()
+        task = asyncio.create_task(self._run(req))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run(self, req: Request) -> None:
+        try:
+            async with self._limit:
+                await self._handler(req)
+        except asyncio.CancelledError:
+            pass  # a cancelled call sends no reply (MCP cancellation semantics)
+        except BusError as exc:
+            log.warning("could not reply on %s: %s", req.subject, exc)
+        except Exception:
+            log.exception("handler for %s failed outside its own error handling", req.subject)
+        finally:
+            self._inflight.discard(req)
+            if not self._inflight:
+                self._idle.set()
+
+    async def _refuse(self, req: Request) -> None:
+        sentence = f"the responder is overloaded ({self._capacity} requests admitted); retry later"
+        body = b'{"code":%d,"message":"%s"}' % (OVERLOADED, sentence.encode())
+        try:
+            await req.respond_error(OVERLOADED, sentence, body)
+        except BusError:
+            log.debug("could not refuse %s", req.subject, exc_info=True)
+
+    async def _beat(self) -> None:
+        while True:
+            await asyncio.sleep(_TICK)
+            now = time.monotonic()
+            for req in list(self._inflight):
+                if req._beat_every and not req.replied and now - req._last_beat >= req._beat_every:
+                    try:
+                        await req.frame(b"", h.FRAME_HEARTBEAT)
+                    except BusError:
+                        log.debug("heartbeat to %s failed", req.reply, exc_info=True)

@@ -1,0 +1,126 @@
+"""`mcp-nats`: the command line. Parses flags, loads Settings once, hands them to the part that runs."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Coroutine
+from typing import Any
+
+from .config import ConfigError, load_settings, resolve_url
+
+log = logging.getLogger("mcp-nats")
+
+
+def _run(coro: Coroutine[Any, Any, None]) -> None:
+    try:
+        import uvloop
+    except ImportError:  # not on this platform: asyncio's own loop is fine, only slower
+        asyncio.run(coro)
+    else:
+        uvloop.run(coro)
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        stream=sys.stderr,
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", metavar="FILE", help="TOML settings file (default: $MCP_NATS_CONFIG, else ./mcp-nats.toml if present)")
+    p.add_argument("--url", help="NATS server URL(s), comma-separated (default: the URL `mcp-nats up` recorded, else nats://127.0.0.1:4222)")
+    p.add_argument("--root", help="first token of every MCP subject (default: mcp); bridges and services must agree")
+    p.add_argument("--log-level", default=os.environ.get("MCP_NATS_LOG_LEVEL"), help="debug, info, warning or error (logs go to stderr)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mcp-nats", description="MCP services on a NATS message bus.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    up = sub.add_parser(
+        "up",
+        help="start the embedded nats-server and the default services; print the `claude mcp add` line",
+        description="Start nats-server (JetStream on, 127.0.0.1 only, data in the state directory) unless a suitable "
+        "server already answers at the configured URL, start the fs service rooted at the current directory, print "
+        "the line that registers the bridge with Claude Code, and run until Ctrl-C, which stops everything it started.",
+    )
+    _common(up)
+    up.add_argument("--port", type=int, default=-1, help="client port for the embedded server (default: a free one)")
+    up.add_argument("--fs-root", action="append", metavar="DIR[:ro]", help="root for the fs service (repeatable; default: the current directory)")
+    up.add_argument("--state-dir", help="where the server keeps its data and the URL in use (default: $XDG_STATE_HOME/mcp-nats)")
+
+    serve = sub.add_parser(
+        "serve",
+        help="run responders for one service against any NATS",
+        description="Run a service's responders in its queue group. Start more (here or on other machines) to scale; "
+        "SIGTERM drains: in-flight calls finish, then the process exits.",
+    )
+    _common(serve)
+    serve.add_argument("service", help="the service to run: fs")
+    serve.add_argument("--instances", type=int, default=1, help="how many responder processes to start (default: 1)")
+    serve.add_argument("--fs-root", "--root-dir", dest="fs_root", action="append", metavar="DIR[:ro]",
+                       help="fs: a directory to serve, read-write, or read-only with ':ro' (repeatable; default: the current directory)")
+    serve.add_argument("--max-concurrency", type=int, help="handler tasks running at once per process (default: 64)")
+
+    bridge = sub.add_parser(
+        "bridge",
+        help="the stdio MCP server that Claude Code launches",
+        description="Speak MCP on stdin/stdout (protocol only; logs on stderr) and forward every request over NATS. "
+        "Register it with: claude mcp add nats -- mcp-nats bridge",
+    )
+    _common(bridge)
+    bridge.add_argument("--call-timeout", type=float, help="seconds a tools/call may take before it fails (default: 120)")
+    bridge.add_argument("--client-name", help="identity recorded for calls (default: the OS user name)")
+    return parser
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    o: dict[str, Any] = {}
+    if args.url:
+        o.setdefault("nats", {})["url"] = args.url
+    if args.root:
+        o.setdefault("nats", {})["root"] = args.root
+    if getattr(args, "fs_root", None):
+        o.setdefault("fs", {})["roots"] = args.fs_root
+    if getattr(args, "state_dir", None):
+        o["state_dir"] = args.state_dir
+    if getattr(args, "max_concurrency", None):
+        o.setdefault("responder", {})["max_concurrency"] = args.max_concurrency
+    if getattr(args, "call_timeout", None):
+        o.setdefault("bridge", {})["call_timeout"] = args.call_timeout
+    if getattr(args, "client_name", None):
+        o.setdefault("bridge", {})["client_name"] = args.client_name
+    return o
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _setup_logging(args.log_level or ("warning" if args.command == "bridge" else "info"))
+    try:
+        settings = load_settings(args.config, overrides=_overrides(args))
+    except ConfigError as exc:
+        log.error("%s", exc)
+        return 2
+    try:
+        if args.command == "bridge":
+            from bridge import run_bridge
+
+            _run(run_bridge(settings, resolve_url(settings)))
+            return 0
+        if args.command == "serve":
+            from .serve import serve_command
+
+            return serve_command(args, settings)
+        if args.command == "up":
+            from .up import up_command
+
+            return up_command(args, settings)
+    except KeyboardInterrupt:
+        return 130
+    return 2

@@ -1,0 +1,148 @@
+"""`mcp-nats up`: the embedded default, from nothing to a working `claude mcp add` line.
+
+Owns the nats-server it starts (if it starts one) and the responder processes. Ctrl-C (or
+SIGTERM) stops the responders first, so they drain, then the server; nothing is left behind.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import shlex
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+from bus import EmbeddedServer, EmbeddedServerError, NotConnected, connect, probe
+from bus.embedded import MIN_VERSION
+from schemas import bus as h
+from schemas.config import DEFAULT_URL, Settings
+
+from .config import state_dir, url_file
+from .supervise import Supervisor
+
+log = logging.getLogger("mcp-nats")
+
+
+def _say(text: str) -> None:
+    """up is a terminal command: its announcements go to stdout, logs to stderr."""
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+
+
+def check_server(url: str) -> str | None:
+    """None when the server at `url` can be used, else the sentence saying why not."""
+    try:
+        info = asyncio.run(probe(url, timeout=1.0))
+    except NotConnected:
+        return f"no NATS server answers at {url}"
+    if not info.at_least(*MIN_VERSION):
+        return f"the NATS server at {url} is version {info.version}; mcp-nats needs {MIN_VERSION[0]}.{MIN_VERSION[1]} or newer"
+    if not info.jetstream:
+        return f"the NATS server at {url} does not have JetStream enabled"
+    return None
+
+
+def _last_port(sdir: Path) -> int:
+    """Reuse the previous run's port, so bridges still running from then find the server again."""
+    try:
+        return int((sdir / "nats.port").read_text())
+    except (OSError, ValueError):
+        return -1
+
+
+def _mcp_nats_command() -> str:
+    here = Path(sys.executable).parent / "mcp-nats"
+    return str(here if here.exists() else Path(sys.argv[0]).resolve())
+
+
+async def _wait_for(url: str, settings: Settings, svc: str, count: int, timeout: float, sup: Supervisor) -> int:
+    from msgspec.json import decode
+
+    end = time.monotonic() + timeout
+    seen = 0
+    async with connect(settings.nats, name="mcp-nats up", ident=f"up-{os.getpid()}", url=url) as bus:
+        while time.monotonic() < end and not sup.exited():
+            seen = 0
+            for m in await bus.scatter(f"$SRV.PING.{settings.nats.root}-{svc}", idle=0.1, limit=1.0):
+                meta = decode(m.data).get("metadata") or {}
+                seen += meta.get(h.META_ROOT) == settings.nats.root
+            if seen >= count:
+                break
+            await asyncio.sleep(0.1)
+    return seen
+
+
+def up_command(args: argparse.Namespace, settings: Settings) -> int:
+    sdir = state_dir(settings)
+    sdir.mkdir(parents=True, exist_ok=True)
+    wanted = settings.nats.url or DEFAULT_URL
+    server: EmbeddedServer | None = None
+    why = check_server(wanted)
+    if why is None:
+        url = wanted
+        _say(f"Using the NATS server at {url}")
+    else:
+        _say(f"Starting an embedded nats-server ({why})")
+        port = args.port if args.port != -1 else _last_port(sdir)
+        try:
+            try:
+                server = EmbeddedServer(sdir / "server", port=port).start()
+            except EmbeddedServerError:
+                if port == -1 or args.port != -1:
+                    raise
+                server = EmbeddedServer(sdir / "server", port=-1).start()  # last run's port is taken now
+        except EmbeddedServerError as exc:
+            log.error("%s", exc)
+            return 1
+        (sdir / "nats.port").write_text(f"{server.port}\n")
+        url = server.url
+        _say(f"nats-server {server.binary} listening on {url}, data in {server.store_dir}")
+    url_file(settings).write_text(url + "\n")
+
+    sup = Supervisor()
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    roots = settings.fs.roots or [os.getcwd()]
+    try:
+        argv = [sys.executable, "-m", "cli", "serve", "fs", "--url", url, "--root", settings.nats.root]
+        for r in roots:
+            argv += ["--fs-root", r]
+        sup.spawn("fs", argv)
+        seen = asyncio.run(_wait_for(url, settings, "fs", 1, 15.0, sup))
+        if not seen:
+            log.error("the fs service did not come up (see its log above)")
+            return 1
+        cmd = _mcp_nats_command()
+        env = f"-e MCP_NATS_STATE_DIR={shlex.quote(str(sdir.resolve()))} " if settings.state_dir else ""
+        extra = f" --url {shlex.quote(url)}" if settings.nats.url else ""
+        if settings.nats.root != "mcp":
+            extra += f" --root {settings.nats.root}"
+        _say("")
+        _say(f"fs is serving {', '.join(roots)}. Register the bridge with Claude Code:")
+        _say("")
+        _say(f"    claude mcp add nats {env}-- {shlex.quote(cmd)} bridge{extra}")
+        _say("")
+        _say(f"Inspect with the nats CLI:  nats --server {url} micro ls")
+        _say("Press Ctrl-C to stop.")
+        while not stop.wait(0.5):
+            for name, code in sup.exited():
+                log.error("%s exited with code %s; stopping", name, code)
+                stop.set()
+        return 0
+    finally:
+        _say("Stopping...")
+        sup.stop()
+        if server is not None:
+            server.stop()
+            try:
+                if url_file(settings).read_text().strip() == url:
+                    url_file(settings).unlink()
+            except OSError:
+                pass
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

@@ -1,0 +1,136 @@
+"""The filesystem boundary: every path a tool touches goes through `Roots.resolve`.
+
+Expand `~`, resolve relative paths against the roots, normalise, refuse NUL bytes, require
+the path inside a root with a separator boundary (`<root>-evil` is outside), resolve the
+real path and require that inside too (symlink escape), and for a path that does not exist
+yet, check its real parent. Writes must land in a read-write root.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import ToolError
+
+
+class PathRefused(ToolError):
+    """Raised when a path is outside the roots, malformed, or not writable; names the path and why."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        shown = path if len(path) <= 200 else path[:200] + "…"
+        super().__init__(f"access denied: {shown!r} {reason}")
+        self.path = path
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Root:
+    path: str
+    """The real (symlink-free) absolute path."""
+    given: str
+    """The path as configured (absolute, ~-expanded, not resolved): paths may use either form."""
+    writable: bool
+
+    def contains(self, p: str) -> bool:
+        return _within(p, self.path) or _within(p, self.given)
+
+
+def _within(p: str, root: str) -> bool:
+    if root == os.sep:
+        return p.startswith(os.sep)
+    return p == root or p.startswith(root + os.sep)
+
+
+def parse_root(spec: str) -> tuple[str, bool]:
+    """`DIR` is read-write, `DIR:ro` read-only, `DIR:rw` explicit read-write."""
+    for suffix, writable in ((":ro", False), (":rw", True)):
+        if spec.endswith(suffix):
+            return spec[: -len(suffix)], writable
+    return spec, True
+
+
+class Roots:
+    """The configured roots, real-path resolved once at start. Raises ValueError when none is usable."""
+
+    def __init__(self, specs: list[str]) -> None:
+        roots: list[Root] = []
+        problems: list[str] = []
+        for spec in specs or ["."]:
+            raw, writable = parse_root(spec)
+            given = os.path.normpath(os.path.abspath(os.path.expanduser(raw)))
+            real = os.path.realpath(given)
+            if not os.path.isdir(real):
+                problems.append(f"{raw!r} is not a directory")
+                continue
+            roots.append(Root(path=real, given=given, writable=writable))
+        if not roots:
+            raise ValueError("no usable fs root: " + "; ".join(problems))
+        self.roots = tuple(roots)
+        self.problems = problems
+
+    @property
+    def any_writable(self) -> bool:
+        return any(r.writable for r in self.roots)
+
+    def _root_of(self, real: str) -> Root | None:
+        # the longest match wins, so a read-only subtree inside a read-write root stays read-only
+        best: Root | None = None
+        for r in self.roots:
+            if _within(real, r.path) and (best is None or len(r.path) > len(best.path)):
+                best = r
+        return best
+
+    def resolve(self, path: str, *, write: bool = False, must_exist: bool = True) -> Path:
+        """The real path for `path`, or PathRefused. `must_exist=False` allows a new file in an existing directory."""
+        if not isinstance(path, str) or not path:
+            raise PathRefused(str(path), "is empty")
+        if "\x00" in path:
+            raise PathRefused(path.replace("\x00", "\\0"), "contains a NUL byte")
+        expanded = os.path.expanduser(path)
+        if os.path.isabs(expanded):
+            candidate = os.path.normpath(expanded)
+        else:
+            candidate = self._relative(expanded)
+        if not any(r.contains(candidate) for r in self.roots):
+            raise PathRefused(path, "is outside the allowed directories")
+        try:
+            real = os.path.realpath(candidate, strict=True)
+            exists = True
+        except FileNotFoundError:
+            exists = False
+            real = ""
+        except OSError as exc:  # ENAMETOOLONG, ELOOP, EACCES...
+            raise PathRefused(path, f"cannot be resolved: {exc.strerror or exc}") from None
+        if exists:
+            root = self._root_of(real)
+            if root is None:
+                raise PathRefused(path, "resolves (through a symlink) outside the allowed directories")
+        else:
+            if must_exist:
+                raise ToolError(f"no such file or directory: {path!r}")
+            parent = os.path.dirname(candidate)
+            try:
+                real_parent = os.path.realpath(parent, strict=True)
+            except FileNotFoundError:
+                raise ToolError(f"parent directory does not exist: {parent!r}") from None
+            except OSError as exc:
+                raise PathRefused(path, f"cannot be resolved: {exc.strerror or exc}") from None
+            root = self._root_of(real_parent)
+            if root is None:
+                raise PathRefused(path, "has a parent that resolves outside the allowed directories")
+            if os.path.islink(candidate):  # a dangling symlink: never create through it
+                raise PathRefused(path, "is a symlink whose target does not exist")
+            real = os.path.join(real_parent, os.path.basename(candidate))
+        if write and not root.writable:
+            raise PathRefused(path, f"is in the read-only root {root.given!r}")
+        return Path(real)
+
+    def _relative(self, rel: str) -> str:
+        """A relative path is taken against the first root where it exists, else the first root."""
+        for r in self.roots:
+            p = os.path.normpath(os.path.join(r.given, rel))
+            if os.path.lexists(p):
+                return p
+        return os.path.normpath(os.path.join(self.roots[0].given, rel))

@@ -1,0 +1,309 @@
+"""The serve loop: one service instance on the bus, until told to stop, then drain.
+
+Owns the queue-group endpoint `<root>.<svc>.>`, the broadcast cancel subscription, the
+ADR-32 $SRV endpoint and the per-tool counters. Each request runs in its own task under
+the bus endpoint's concurrency bound; the `Mcp-Deadline` header bounds the work and
+`<root>.<svc>.cancel` cancels one call by its call id. Every reply is one final message;
+notification frames precede it only when the caller asked for progress.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import string
+import time
+from typing import Any, Final
+
+import msgspec
+from msgspec import UNSET, Raw, Struct, UnsetType, field
+
+from bus import Bus, BusError, EndpointCounters, MicroEndpoint, MicroService, PayloadTooLarge, Request
+from bus.errors import DEADLINE, PAYLOAD_TOO_LARGE
+from schemas import bus as h
+from schemas.bus import Capabilities, ServiceDescription
+from schemas.config import ResponderSettings
+from schemas.jsonrpc import INTERNAL_ERROR, INVALID_PARAMS, ErrorObject
+from schemas.mcp import LATEST_MODERN, CallToolResult
+
+from .context import Context
+from .errors import InvalidArguments, ProtocolError, ToolError, unknown_operation, unknown_tool
+from .service import Service, ToolSpec, error_result, to_result
+
+log = logging.getLogger(__name__)
+
+_encoder: Final = msgspec.json.Encoder()
+_ALPHABET: Final = string.ascii_letters + string.digits
+_EMPTY_ARGS: Final = b"{}"
+
+
+def new_instance_id() -> str:
+    return "".join(secrets.choice(_ALPHABET) for _ in range(22))
+
+
+class _Meta(Struct, kw_only=True):
+    progressToken: int | str | UnsetType = UNSET
+
+
+class _CallParams(Struct, kw_only=True):
+    name: str
+    arguments: Raw | UnsetType = UNSET
+    meta: _Meta | UnsetType = field(default=UNSET, name="_meta")
+
+
+_call_decoder: Final = msgspec.json.Decoder(_CallParams)
+
+
+class _CancelBody(Struct):
+    callId: str
+
+
+_cancel_decoder: Final = msgspec.json.Decoder(_CancelBody)
+
+
+class ServiceRunner:
+    """Serves one `Service` on a connected bus; `await runner.run(stop)` returns after draining."""
+
+    def __init__(self, service: Service, bus: Bus, settings: ResponderSettings, *, instance: str | None = None) -> None:
+        self.service = service
+        self.bus = bus
+        self.settings = settings
+        self.instance = instance or new_instance_id()
+        self.subjects = bus.subjects
+        svc = service.name
+        self._reply_headers = {h.INSTANCE: self.instance}
+        self._counters: dict[str, EndpointCounters] = {
+            t.name: EndpointCounters(
+                name=t.name,
+                subject=self.subjects.tool_call(svc, t.name),
+                queue_group=svc,
+                metadata={h.META_TOOL: t.definition.decode()},
+            )
+            for t in service.tools.values()
+        }
+        self._list_counter = EndpointCounters(name="tools-list", subject=self.subjects.tools_list(svc), queue_group=svc)
+        self._discover_counter = EndpointCounters(name="discover", subject=self.subjects.discover(svc), queue_group=svc)
+        self._running: dict[str, asyncio.Task[Any]] = {}
+        self._cancelled: set[str] = set()
+        self._tools_list = service.list_tools_result()
+        self._description = _encoder.encode(
+            ServiceDescription(
+                name=svc,
+                version=service.version,
+                description=service.description,
+                instance=self.instance,
+                capabilities=Capabilities(tools=True),
+                title=service.title if service.title else UNSET,
+                instructions=service.instructions if service.instructions else UNSET,
+            )
+        )
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def micro(self) -> MicroService:
+        return MicroService(
+            name=f"{self.subjects.root}-{self.service.name}",
+            id=self.instance,
+            version=self.service.version,
+            description=self.service.description,
+            metadata={
+                h.META_ROOT: self.subjects.root,
+                h.META_SERVICE: self.service.name,
+                h.META_PROTOCOL: LATEST_MODERN,
+                "pid": str(os.getpid()),
+            },
+            endpoints=lambda: [self._discover_counter, self._list_counter, *self._counters.values()],
+        )
+
+    async def run(self, stop: asyncio.Event, ready: asyncio.Event | None = None) -> None:
+        """Serve until `stop` is set, then drain: no new requests, in-flight calls finish, exit."""
+        svc = self.service.name
+        s = self.settings
+        cancel_sub = await self.bus.subscribe(self.subjects.cancel(svc), self._on_cancel)
+        try:
+            async with MicroEndpoint(self.bus, self.micro()):
+                async with self.bus.serve(
+                    self.subjects.service_requests(svc),
+                    svc,
+                    self._handle,
+                    max_concurrency=s.max_concurrency,
+                    max_pending=s.max_pending,
+                    drain_timeout=s.drain_timeout,
+                ):
+                    await self.bus.flush()
+                    await self._lifecycle("started")
+                    log.info("service %s instance %s serving on %s", svc, self.instance, self.subjects.service_requests(svc))
+                    if ready is not None:
+                        ready.set()
+                    await stop.wait()
+                    log.info("draining %s instance %s", svc, self.instance)
+                    await self._lifecycle("stopping")
+        finally:
+            try:
+                await cancel_sub.unsubscribe()
+            except Exception:  # connection already gone
+                log.debug("cancel unsubscribe failed", exc_info=True)
+        log.info("service %s instance %s stopped", svc, self.instance)
+
+    async def _lifecycle(self, event: str) -> None:
+        body = _encoder.encode({"event": event, "service": self.service.name, "instance": self.instance})
+        try:
+            await self.bus.publish(self.subjects.events(self.service.name, "lifecycle"), body)
+        except BusError:
+            log.debug("lifecycle event %s not published", event, exc_info=True)
+
+    async def _on_cancel(self, msg: Any) -> None:
+        try:
+            call_id = _cancel_decoder.decode(msg.data).callId
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            return
+        task = self._running.get(call_id)
+        if task is not None and not task.done():
+            self._cancelled.add(call_id)
+            task.cancel()
+
+    # -- dispatch ---------------------------------------------------------------------------
+
+    async def _handle(self, req: Request) -> None:
+        op = self.subjects.operation(req.subject, self.service.name)
+        if op is not None and op.startswith("tools.call."):
+            await self._call_tool(req, op[11:])
+        elif op == "tools.list":
+            await self._timed(self._list_counter, req, self._tools_list)
+        elif op == "discover":
+            await self._timed(self._discover_counter, req, self._description)
+        elif op == "cancel":
+            return  # the queue member of a broadcast cancel; _on_cancel handles it on every instance
+        else:
+            await self._reply_error(req, unknown_operation(op or req.subject))
+
+    async def _timed(self, counter: EndpointCounters, req: Request, body: bytes) -> None:
+        t0 = time.perf_counter_ns()
+        await req.respond(body, self._reply_headers)
+        counter.record(time.perf_counter_ns() - t0)
+
+    async def _reply_error(self, req: Request, err: ProtocolError | BusError, code: int | None = None) -> None:
+        c = code if code is not None else getattr(err, "code", INTERNAL_ERROR)
+        message = err.message if isinstance(err, ProtocolError) else str(err)
+        body = _encoder.encode(ErrorObject(code=c, message=message))
+        try:
+            await req.respond_error(c, message, body, self._reply_headers)
+        except BusError:
+            log.debug("error reply failed on %s", req.subject, exc_info=True)
+
+    async def _call_tool(self, req: Request, token: str) -> None:
+        t0 = time.perf_counter_ns()
+        try:
+            params = _call_decoder.decode(req.data)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            await self._reply_error(req, ProtocolError(INVALID_PARAMS, f"invalid tools/call params: {exc}"))
+            return
+        spec = self.service.tools.get(params.name)
+        # The subject token and the body must agree, so subject permissions cannot be bypassed.
+        if spec is None or (token != "_" and token != params.name) or (token == "_" and token_safe(params.name)):
+            await self._reply_error(req, unknown_tool(params.name if spec is None else f"{params.name} (subject says {token})"))
+            return
+        counter = self._counters[spec.name]
+        headers = req.headers
+        call_id = headers.get(h.CALL_ID) or new_instance_id()
+        deadline = _deadline(headers.get(h.DEADLINE))
+        error: str | None = None
+        try:
+            if deadline is not None and deadline <= time.time():
+                raise TimeoutError
+            result = await self._run_tool(req, spec, params, call_id, deadline)
+            if result.isError is True:
+                error = _first_text(result)
+            await self._send_result(req, result, spec)
+        except TimeoutError:
+            error = "deadline exceeded"
+            await self._reply_error(
+                req, ProtocolError(DEADLINE, f"{self.service.name}.{spec.name} did not finish before the call's deadline"), DEADLINE
+            )
+        except asyncio.CancelledError:
+            if call_id not in self._cancelled:
+                raise  # shutdown, not a client cancel
+            self._cancelled.discard(call_id)
+            error = "cancelled"  # MCP: a cancelled request gets no response
+        finally:
+            counter.record(time.perf_counter_ns() - t0, error)
+
+    async def _run_tool(
+        self, req: Request, spec: ToolSpec, params: _CallParams, call_id: str, deadline: float | None
+    ) -> CallToolResult:
+        args = params.arguments
+        raw = _EMPTY_ARGS if args is UNSET or bytes(args) == b"null" else args
+        try:
+            kwargs = msgspec.structs.asdict(spec.signature.decoder.decode(raw))
+        except msgspec.ValidationError as exc:
+            return error_result(str(InvalidArguments(spec.name, str(exc))))
+        except msgspec.DecodeError:
+            return error_result(f"invalid arguments for {spec.name}: not a JSON object")
+        if spec.signature.context_param is not None:
+            token = params.meta.progressToken if params.meta is not UNSET else UNSET
+            kwargs[spec.signature.context_param] = Context(
+                call_id=call_id,
+                service=self.service.name,
+                tool=spec.name,
+                client=req.headers.get(h.CLIENT, ""),
+                protocol_version=req.headers.get(h.PROTOCOL_VERSION, LATEST_MODERN),
+                deadline=deadline,
+                progress_token=None if token is UNSET else token,
+                send=req.frame,
+            )
+        task = asyncio.current_task()
+        assert task is not None
+        self._running[call_id] = task
+        try:
+            if deadline is None:
+                value = await spec.invoke(kwargs)
+            else:
+                async with asyncio.timeout(deadline - time.time()):
+                    value = await spec.invoke(kwargs)
+            return to_result(value, spec)
+        except ToolError as exc:
+            return error_result(str(exc))
+        except (TimeoutError, asyncio.CancelledError):
+            raise
+        except Exception:
+            log.exception("tool %s.%s failed (call %s)", self.service.name, spec.name, call_id)
+            return error_result(f"{self.service.name}.{spec.name} failed with an internal error (call id {call_id})")
+        finally:
+            self._running.pop(call_id, None)
+
+    async def _send_result(self, req: Request, result: CallToolResult, spec: ToolSpec) -> None:
+        body = _encoder.encode(result)
+        try:
+            await req.respond(body, self._reply_headers)
+        except PayloadTooLarge as exc:
+            req.replied = False
+            sentence = (
+                f"the result of {self.service.name}.{spec.name} is {exc.size} bytes, more than the bus allows "
+                f"({exc.limit} bytes); ask for less (a smaller range, head/tail, or a narrower pattern)"
+            )
+            await self._reply_error(req, ProtocolError(PAYLOAD_TOO_LARGE, sentence), PAYLOAD_TOO_LARGE)
+
+
+def token_safe(name: str) -> bool:
+    from bus import tool_token
+
+    return tool_token(name) != "_"
+
+
+def _deadline(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return int(value) / 1000
+    except ValueError:
+        return None
+
+
+def _first_text(result: CallToolResult) -> str:
+    for c in result.content:
+        text = getattr(c, "text", None)
+        if text:
+            return text[:200]
+    return "tool error"

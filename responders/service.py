@@ -1,0 +1,149 @@
+"""A service: a name, a version and a registry of tools. Decorators register, they don't wrap.
+
+    svc = Service("fs", "1.0.0", "Files under configured roots")
+
+    @svc.tool(read_only=True)
+    async def read_text_file(path: str, head: int | None = None) -> str: ...
+
+`read_text_file` is still the plain function afterwards, directly unit-testable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import msgspec
+from msgspec import UNSET
+
+from schemas.mcp import CallToolResult, Content, TextContent, ToolAnnotations
+
+from .schema import Signature
+
+F = TypeVar("F", bound=Callable[..., Any])
+SERVICE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,31}$")
+_encoder = msgspec.json.Encoder()
+
+
+@dataclass
+class ToolSpec:
+    """A registered tool: its MCP definition and how to invoke it."""
+
+    name: str
+    fn: Callable[..., Any]
+    description: str
+    signature: Signature
+    annotations: ToolAnnotations
+    title: str | None = None
+    blocking: bool = False
+    """A synchronous handler that may block runs in a worker thread; a quick one runs inline."""
+    definition: bytes = field(init=False, default=b"")
+    is_async: bool = field(init=False, default=False)
+
+    def __post_init__(self) -> None:
+        self.is_async = inspect.iscoroutinefunction(self.fn)
+        body: dict[str, Any] = {"name": self.name, "description": self.description}
+        if self.title:
+            body["title"] = self.title
+        body["inputSchema"] = self.signature.input_schema
+        if self.signature.output_schema is not None:
+            body["outputSchema"] = self.signature.output_schema
+        body["annotations"] = self.annotations
+        self.definition = _encoder.encode(body)
+
+    async def invoke(self, kwargs: dict[str, Any]) -> Any:
+        if self.is_async:
+            return await self.fn(**kwargs)
+        if self.blocking:
+            return await asyncio.to_thread(self.fn, **kwargs)
+        return self.fn(**kwargs)
+
+
+class Service:
+    """A named set of tools served as one queue group (start more processes to scale)."""
+
+    def __init__(
+        self,
+        name: str,
+        version: str,
+        description: str,
+        *,
+        title: str | None = None,
+        instructions: str | None = None,
+    ) -> None:
+        if not SERVICE_NAME.match(name):
+            raise ValueError(f"service name {name!r} must be letters, digits and '-' (no '_': it separates service and tool)")
+        self.name = name
+        self.version = version
+        self.description = description
+        self.title = title
+        self.instructions = instructions
+        self.tools: dict[str, ToolSpec] = {}
+
+    def tool(
+        self,
+        fn: F | None = None,
+        *,
+        name: str | None = None,
+        title: str | None = None,
+        description: str | None = None,
+        read_only: bool = False,
+        destructive: bool | None = None,
+        idempotent: bool = False,
+        open_world: bool = False,
+        blocking: bool = False,
+    ) -> Any:
+        """Register `fn` as a tool and return it unchanged. Annotations default to a safe reading:
+        not read-only, destructive unless read-only, not idempotent, closed world."""
+
+        def register(f: F) -> F:
+            tool_name = name or f.__name__
+            if tool_name in self.tools:
+                raise ValueError(f"tool {tool_name!r} is already registered on service {self.name!r}")
+            doc = description or inspect.cleandoc(f.__doc__ or "") or tool_name
+            ann = ToolAnnotations(
+                title=title if title is not None else UNSET,
+                readOnlyHint=read_only,
+                destructiveHint=(not read_only) if destructive is None else destructive,
+                idempotentHint=idempotent or read_only,
+                openWorldHint=open_world,
+            )
+            self.tools[tool_name] = ToolSpec(
+                name=tool_name,
+                fn=f,
+                description=doc,
+                signature=Signature(f, tool_name),
+                annotations=ann,
+                title=title,
+                blocking=blocking,
+            )
+            return f
+
+        return register(fn) if fn is not None else register
+
+    def list_tools_result(self) -> bytes:
+        """The encoded `tools/list` result: every tool, one page, definitions in registration order."""
+        return b'{"tools":[' + b",".join(t.definition for t in self.tools.values()) + b'],"resultType":"complete"}'
+
+
+def to_result(value: Any, spec: ToolSpec) -> CallToolResult:
+    """A handler's return value as a CallToolResult: text for str, structuredContent for structs."""
+    if isinstance(value, CallToolResult):
+        return value
+    if isinstance(value, str):
+        return CallToolResult(content=[TextContent(text=value)])
+    if isinstance(value, list) and all(isinstance(v, Content.__args__) for v in value):  # type: ignore[attr-defined]
+        return CallToolResult(content=value)
+    to_text = getattr(value, "__mcp_text__", None)
+    text = to_text() if to_text is not None else _encoder.encode(value).decode()
+    if spec.signature.output_schema is not None:
+        return CallToolResult(content=[TextContent(text=text)], structuredContent=value)
+    return CallToolResult(content=[TextContent(text=text)])
+
+
+def error_result(message: str) -> CallToolResult:
+    return CallToolResult(content=[TextContent(text=message)], isError=True)
