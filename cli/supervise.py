@@ -44,7 +44,7 @@ class Supervisor:
         return [(n, p.returncode) for n, p in self.children if p.poll() is not None]
 
     def stop(self, timeout: float = 35.0) -> None:
-        for name, p in reversed(self.children):
+        for _name, p in reversed(self.children):
             if p.poll() is None:
                 p.send_signal(signal.SIGTERM)
         end = time.monotonic() + timeout

@@ -109,9 +109,9 @@ def up_command(args: argparse.Namespace, settings: Settings) -> int:
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     roots = settings.fs.roots or [os.getcwd()]
     try:
-        argv = [sys.executable, "-m", "cli", "serve", "fs", "--url", url, "--root", settings.nats.root]
+        argv = [sys.executable, "-m", "cli", "serve", "fs", "--url", url, "--subject-root", settings.nats.root]
         for r in roots:
-            argv += ["--fs-root", r]
+            argv += ["--root", r]
         sup.spawn("fs", argv)
         seen = asyncio.run(_wait_for(url, settings, "fs", 1, 15.0, sup))
         if not seen:
@@ -121,7 +121,7 @@ def up_command(args: argparse.Namespace, settings: Settings) -> int:
         env = f"-e MCP_NATS_STATE_DIR={shlex.quote(str(sdir.resolve()))} " if settings.state_dir else ""
         extra = f" --url {shlex.quote(url)}" if settings.nats.url else ""
         if settings.nats.root != "mcp":
-            extra += f" --root {settings.nats.root}"
+            extra += f" --subject-root {settings.nats.root}"
         _say("")
         _say(f"fs is serving {', '.join(roots)}. Register the bridge with Claude Code:")
         _say("")
