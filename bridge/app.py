@@ -92,10 +92,11 @@ class Upstream:
             self._on_tools_changed()
 
     async def catalog(self) -> Catalog:
-        try:
-            await asyncio.wait_for(self._ready.wait(), _FIRST_CATALOG_WAIT)
-        except TimeoutError:
-            log.warning("no tool catalog within %.0f s; listing none", _FIRST_CATALOG_WAIT)
+        if not self._ready.is_set():  # only the first requests of a session ever wait here
+            try:
+                await asyncio.wait_for(self._ready.wait(), _FIRST_CATALOG_WAIT)
+            except TimeoutError:
+                log.warning("no tool catalog within %.0f s; listing none", _FIRST_CATALOG_WAIT)
         d = self.discovery
         return d.catalog if d is not None else Catalog({})
 

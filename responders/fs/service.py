@@ -56,8 +56,6 @@ class Filesystem:
             raise ToolError("head and tail must not be negative")
         real = self.roots.resolve(path)
         try:
-            if real.is_dir():
-                raise ToolError(f"{path!r} is a directory; use list_directory")
             if head is not None:
                 lines, cut = head_lines(real, head, self.cap)
                 data, note = b"".join(lines), cut
@@ -67,6 +65,8 @@ class Filesystem:
             else:
                 data, size = read_capped(real, self.cap)
                 note = size > len(data)
+        except IsADirectoryError:
+            raise ToolError(f"{path!r} is a directory; use list_directory") from None
         except OSError as exc:
             raise _os_error(path, exc) from None
         text = data.decode("utf-8", errors="replace")
