@@ -20,6 +20,8 @@ up: $(STAMP)
 
 ## test: install and run the whole suite
 test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)

@@ -13,6 +13,7 @@ import os
 import stat
 import sys
 import threading
+import typing
 from collections import deque
 from typing import Final
 
@@ -137,7 +138,7 @@ class LineWriter:
     def __init__(self, fd: int) -> None:
         self._fd = fd
         self._transport: asyncio.WriteTransport | None = None
-        self._file = None
+        self._file: typing.BinaryIO | None = None
 
     async def attach(self) -> None:
         loop = asyncio.get_running_loop()

@@ -142,7 +142,7 @@ class Endpoint:
         sub, self._sub = self._sub, None
         if sub is not None:
             try:
-                await sub.drain()
+                await sub.drain()  # type: ignore[no-untyped-call]
             except Exception:  # connection closed or draining: queued messages are gone with it
                 log.debug("subscription drain failed for %s", self.subject, exc_info=True)
         try:

@@ -26,7 +26,7 @@ from schemas import bus as h
 from schemas.bus import Capabilities, ServiceDescription
 from schemas.config import ResponderSettings
 from schemas.jsonrpc import INTERNAL_ERROR, INVALID_PARAMS, ErrorObject
-from schemas.mcp import LATEST_MODERN, CallToolResult
+from schemas.mcp import LATEST_MODERN, CallToolResult, TextContent
 
 from .context import Context
 from .errors import InvalidArguments, ProtocolError, ToolError, unknown_operation, unknown_tool
@@ -303,7 +303,6 @@ def _deadline(value: str | None) -> float | None:
 
 def _first_text(result: CallToolResult) -> str:
     for c in result.content:
-        text = getattr(c, "text", None)
-        if text:
-            return text[:200]
+        if isinstance(c, TextContent) and c.text:
+            return c.text[:200]
     return "tool error"

@@ -136,7 +136,7 @@ def to_result(value: Any, spec: ToolSpec) -> CallToolResult:
         return value
     if isinstance(value, str):
         return CallToolResult(content=[TextContent(text=value)])
-    if isinstance(value, list) and all(isinstance(v, Content.__args__) for v in value):  # type: ignore[attr-defined]
+    if isinstance(value, list) and all(isinstance(v, Content.__args__) for v in value):
         return CallToolResult(content=value)
     to_text = getattr(value, "__mcp_text__", None)
     text = to_text() if to_text is not None else _encoder.encode(value).decode()
