@@ -121,6 +121,7 @@ class Session:
         if msg.id is UNSET:
             self._notification(msg)
             return None
+        assert msg.id is not None  # decode_message refuses a request with a null id
         key = _key(msg.id)
         if key in self._tasks:
             write(encode_error(msg.id, INVALID_REQUEST, f"request id {msg.id!r} is already in use by a request in flight"))
@@ -183,7 +184,7 @@ class Session:
         # every other notification (roots/list_changed, progress from the client...) needs nothing from us
 
     async def _request(self, msg: Message, write: Callable[[bytes], None]) -> None:
-        assert isinstance(msg.method, str) and msg.id is not UNSET
+        assert isinstance(msg.method, str) and msg.id is not UNSET and msg.id is not None
         try:
             meta = self._meta(msg)
             handler = self._handlers.get(msg.method)
@@ -293,7 +294,7 @@ class Session:
 
     async def _listen(self, msg: Message, meta: RequestMeta | None, write: Callable[[bytes], None]) -> None:
         """`subscriptions/listen` (2026-07-28): acknowledge what we honour, then hold the stream open."""
-        assert msg.id is not UNSET
+        assert msg.id is not UNSET and msg.id is not None
         requested: dict[str, Any] = {}
         if msg.params is not UNSET:
             try:

@@ -38,7 +38,7 @@ class Message(Struct, kw_only=True, omit_defaults=True):
     """
 
     jsonrpc: str
-    id: RequestId | UnsetType = UNSET
+    id: RequestId | None | UnsetType = UNSET
     method: str | UnsetType = UNSET
     params: Raw | UnsetType = UNSET
     result: Raw | UnsetType = UNSET
@@ -57,13 +57,13 @@ class ErrorResponse(Struct, kw_only=True):
     error: ErrorObject
 
 
-class Notification(Struct, kw_only=True, omit_defaults=True):
+class Notification(Struct, kw_only=True):
     jsonrpc: str = "2.0"
     method: str
     params: Raw | UnsetType = UNSET
 
 
-class Request(Struct, kw_only=True, omit_defaults=True):
+class Request(Struct, kw_only=True):
     jsonrpc: str = "2.0"
     id: RequestId
     method: str
@@ -96,16 +96,23 @@ def decode_message(data: bytes | memoryview) -> Message:
         msg = _message_decoder.decode(data)
     except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError):
         return _diagnose(data)
+    is_response = msg.method is UNSET and (msg.result is not UNSET or msg.error is not UNSET)
     if msg.jsonrpc != "2.0":
-        raise Invalid(INVALID_REQUEST, 'jsonrpc must be exactly "2.0"', _id_or_none(msg.id))
-    if msg.method is UNSET and msg.id is UNSET:
-        raise Invalid(INVALID_REQUEST, "a message needs a method (request, notification) or an id (response)")
+        raise Invalid(
+            INVALID_REQUEST, 'jsonrpc must be exactly "2.0"', _id_or_none(msg.id), respond=msg.id is not UNSET and not is_response
+        )
+    if msg.method is UNSET:
+        if not is_response:
+            raise Invalid(INVALID_REQUEST, "a request needs a method", _id_or_none(msg.id))
+        return msg  # a response (its id may be null when the peer could not read ours)
+    if msg.id is None:
+        raise Invalid(INVALID_REQUEST, "id must be a string or an integer, not null")
     if msg.params is not UNSET:
         _check_params(msg.params, msg)
     return msg
 
 
-def _id_or_none(value: RequestId | UnsetType) -> RequestId | None:
+def _id_or_none(value: RequestId | None | UnsetType) -> RequestId | None:
     return None if value is UNSET else value
 
 
@@ -134,6 +141,8 @@ def _diagnose(data: bytes | memoryview) -> Message:
         raise Invalid(INVALID_REQUEST, "a JSON-RPC message must be a JSON object")
     raw_id = value.get("id")
     good_id = raw_id if isinstance(raw_id, (str, int)) and not isinstance(raw_id, bool) else None
+    if "method" not in value and ("result" in value or "error" in value):
+        raise Invalid(INVALID_REQUEST, "malformed response", good_id, respond=False)  # never answer a response
     is_request = "id" in value
     if "id" in value and good_id is None:
         raise Invalid(INVALID_REQUEST, "id must be a string or an integer")

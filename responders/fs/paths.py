@@ -19,10 +19,14 @@ class PathRefused(ToolError):
     """Raised when a path is outside the roots, malformed, or not writable; names the path and why."""
 
     def __init__(self, path: str, reason: str) -> None:
-        shown = path if len(path) <= 200 else path[:200] + "…"
-        super().__init__(f"access denied: {shown!r} {reason}")
+        super().__init__(f"access denied: {shown(path)} {reason}")
         self.path = path
         self.reason = reason
+
+
+def shown(path: str) -> str:
+    """A path quoted for an error message, shortened so a hostile path cannot flood the reply."""
+    return repr(path if len(path) <= 200 else path[:200] + "…")
 
 
 @dataclass(frozen=True)
@@ -109,12 +113,12 @@ class Roots:
                 raise PathRefused(path, "resolves (through a symlink) outside the allowed directories")
         else:
             if must_exist:
-                raise ToolError(f"no such file or directory: {path!r}")
+                raise ToolError(f"no such file or directory: {shown(path)}")
             parent = os.path.dirname(candidate)
             try:
                 real_parent = os.path.realpath(parent, strict=True)
             except FileNotFoundError:
-                raise ToolError(f"parent directory does not exist: {parent!r}") from None
+                raise ToolError(f"parent directory does not exist: {shown(parent)}") from None
             except OSError as exc:
                 raise PathRefused(path, f"cannot be resolved: {exc.strerror or exc}") from None
             root = self._root_of(real_parent)

@@ -43,18 +43,27 @@ class BridgeProcess:
     async def send_json(self, msg: dict[str, Any]) -> None:
         await self.send(json.dumps(msg).encode())
 
-    async def recv(self, timeout: float = READ_TIMEOUT) -> dict[str, Any]:
-        """The next stdout line, which must be one JSON-RPC 2.0 object; fails after `timeout` seconds."""
+    async def recv_raw(self, timeout: float = READ_TIMEOUT) -> bytes:
+        """The next complete stdout line (with its newline); fails after `timeout` seconds."""
         assert self.proc.stdout is not None
         try:
             line = await asyncio.wait_for(self.proc.stdout.readline(), timeout)
         except TimeoutError:
-            raise AssertionError(f"no line on the bridge's stdout within {timeout} s; stderr:\n{self.log()}") from None
+            raise AssertionError(
+                f"no line on the bridge's stdout within {timeout} s; stderr:\n{self.log()}"
+            ) from None
         assert line, f"the bridge closed its stdout; stderr:\n{self.log()}"
         assert line.endswith(b"\n"), f"a partial line on stdout: {line[:200]!r}"
         self.raw_lines.append(line)
+        return line
+
+    async def recv(self, timeout: float = READ_TIMEOUT) -> dict[str, Any]:
+        """The next stdout line, which must be one JSON-RPC 2.0 object; fails after `timeout` seconds."""
+        line = await self.recv_raw(timeout)
         msg = json.loads(line)
-        assert isinstance(msg, dict) and msg.get("jsonrpc") == "2.0", f"not a JSON-RPC 2.0 object: {line[:200]!r}"
+        assert isinstance(msg, dict) and msg.get("jsonrpc") == "2.0", (
+            f"not a JSON-RPC 2.0 object: {line[:200]!r}"
+        )
         return msg
 
     async def ping(self, id: int) -> None:
@@ -128,8 +137,12 @@ CASES = [
     Case("invalid JSON", b'{"jsonrpc":"2.0","id":1,"method":"ping"', ("error", -32700, None)),
     Case("wrong jsonrpc version", b'{"jsonrpc":"1.0","id":2,"method":"ping"}', ("error", -32600, 2)),
     Case("missing method with an id", b'{"jsonrpc":"2.0","id":3}', ("error", -32600, 3)),
-    Case("params is a string", b'{"jsonrpc":"2.0","id":4,"method":"ping","params":"x"}', ("error", -32600, 4)),
-    Case("params is an array", b'{"jsonrpc":"2.0","id":5,"method":"ping","params":[1,2]}', ("error", -32602, 5)),
+    Case(
+        "params is a string", b'{"jsonrpc":"2.0","id":4,"method":"ping","params":"x"}', ("error", -32600, 4)
+    ),
+    Case(
+        "params is an array", b'{"jsonrpc":"2.0","id":5,"method":"ping","params":[1,2]}', ("error", -32602, 5)
+    ),
     Case("a 10 MiB line", b'"' + b"a" * TEN_MIB + b'"', ("error", -32600, None)),
     Case("invalid UTF-8", b'{"jsonrpc":"2.0","id":7,"method":"ping\xff\xfe"}', ("error", -32700, None)),
     Case("unknown method", b'{"jsonrpc":"2.0","id":8,"method":"no/such/method"}', ("error", -32601, 8)),
@@ -138,6 +151,12 @@ CASES = [
     Case("unknown notification", b'{"jsonrpc":"2.0","method":"notifications/no-such-thing"}', _NO_REPLY),
     Case("malformed notification", b'{"jsonrpc":"2.0","method":"notifications/x","params":"s"}', _NO_REPLY),
     Case("blank line", b"   ", _NO_REPLY),
+    Case("stray response", b'{"jsonrpc":"2.0","id":"s1","result":{}}', _NO_REPLY),
+    Case(
+        "error response with id null",
+        b'{"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"x"}}',
+        _NO_REPLY,
+    ),
     Case("string id", b'{"jsonrpc":"2.0","id":"12","method":"ping"}', ("result", "12")),
     Case("integer id", b'{"jsonrpc":"2.0","id":13,"method":"ping"}', ("result", 13)),
 ]
@@ -145,7 +164,7 @@ CASES = [
 
 def _check(case: Case, replies: list[dict[str, Any]]) -> None:
     if case.expect is _NO_REPLY:
-        assert replies == [], f"{case.name}: a notification must not be answered, got {replies}"
+        assert replies == [], f"{case.name}: this line must not be answered, got {replies}"
         return
     assert len(replies) == 1, f"{case.name}: expected exactly one reply before the ping's, got {replies}"
     reply = replies[0]
@@ -156,7 +175,9 @@ def _check(case: Case, replies: list[dict[str, Any]]) -> None:
         _, code, want_id = case.expect
         assert "result" not in reply, f"{case.name}: {reply}"
         err = reply.get("error")
-        assert isinstance(err, dict) and isinstance(err.get("message"), str) and err["message"], f"{case.name}: {reply}"
+        assert isinstance(err, dict) and isinstance(err.get("message"), str) and err["message"], (
+            f"{case.name}: {reply}"
+        )
         assert err.get("code") == code, f"{case.name}: expected code {code}, got {reply}"
     assert "id" in reply, f"{case.name}: a reply must carry an id member: {reply}"
     assert reply["id"] == want_id and type(reply["id"]) is type(want_id), (
@@ -197,7 +218,9 @@ async def test_overlong_line_is_skipped_without_buffering_and_the_bridge_stays_u
 ) -> None:
     """A 10 MiB line above max_line_bytes (1 MiB here) is answered with -32600 (id null) and the next ping works."""
     with anyio.fail_after(20):
-        async with bridge_process(bridge_argv, tmp_path, MCP_NATS_BRIDGE_MAX_LINE_BYTES=str(1024 * 1024)) as bridge:
+        async with bridge_process(
+            bridge_argv, tmp_path, MCP_NATS_BRIDGE_MAX_LINE_BYTES=str(1024 * 1024)
+        ) as bridge:
             await bridge.initialize()
             big = b'{"jsonrpc":"2.0","id":77,"method":"ping","params":{"pad":"' + b"a" * TEN_MIB + b'"}}'
             await bridge.send(big)
@@ -226,7 +249,9 @@ async def test_closing_stdin_exits_within_a_second_with_clean_stdout(
             try:
                 await asyncio.wait_for(proc.wait(), 5)
             except TimeoutError:
-                raise AssertionError(f"the bridge did not exit within 5 s of stdin closing; stderr:\n{bridge.log()}") from None
+                raise AssertionError(
+                    f"the bridge did not exit within 5 s of stdin closing; stderr:\n{bridge.log()}"
+                ) from None
             elapsed = time.monotonic() - t0
             rest = await asyncio.wait_for(proc.stdout.read(), 5)
             assert elapsed < 1.0, f"the bridge took {elapsed:.3f} s to exit after stdin closed"
@@ -236,4 +261,21 @@ async def test_closing_stdin_exits_within_a_second_with_clean_stdout(
             for line in lines:
                 assert line.endswith(b"\n"), f"a partial line on stdout: {line[:200]!r}"
                 msg = json.loads(line)
-                assert isinstance(msg, dict) and msg.get("jsonrpc") == "2.0", f"not a JSON-RPC line: {line[:200]!r}"
+                assert isinstance(msg, dict) and msg.get("jsonrpc") == "2.0", (
+                    f"not a JSON-RPC line: {line[:200]!r}"
+                )
+
+
+async def test_tools_list_changed_notification_is_a_json_rpc_2_0_line(
+    responders: Responders, bridge_argv: list[str], tmp_path: Path
+) -> None:
+    """When a service appears after the handshake, the bridge's list_changed notification carries "jsonrpc":"2.0"."""
+    with anyio.fail_after(30):
+        async with bridge_process(bridge_argv, tmp_path) as bridge:
+            await bridge.initialize()
+            await bridge.send_json({"jsonrpc": "2.0", "id": 1, "method": "tools/list"})
+            assert (await bridge.recv(timeout=10))["result"]["tools"] == []
+            responders.start("fs", "--fs-root", str(tmp_path))
+            line = await bridge.recv_raw(timeout=15)
+            assert json.loads(line) == {"jsonrpc": "2.0", "method": "notifications/tools/list_changed"}, line
+            await bridge.ping(2)

@@ -40,23 +40,39 @@ def test_error_codes_are_the_json_rpc_ones() -> None:
     [
         pytest.param(b'{"jsonrpc":"2.0","id":1,"method":"ping"', PARSE_ERROR, None, id="truncated JSON"),
         pytest.param(b"not json at all", PARSE_ERROR, None, id="garbage"),
-        pytest.param(b'{"jsonrpc":"2.0","id":7,"method":"p\xff"}', PARSE_ERROR, None, id="invalid UTF-8 in a string"),
+        pytest.param(
+            b'{"jsonrpc":"2.0","id":7,"method":"p\xff"}', PARSE_ERROR, None, id="invalid UTF-8 in a string"
+        ),
         pytest.param(b"\xff\xfe\x00", PARSE_ERROR, None, id="binary"),
         pytest.param(b'"just a string"', INVALID_REQUEST, None, id="not an object"),
         pytest.param(b"42", INVALID_REQUEST, None, id="a number"),
         pytest.param(b'{"jsonrpc":"1.0","id":2,"method":"ping"}', INVALID_REQUEST, 2, id="jsonrpc 1.0"),
         pytest.param(b'{"jsonrpc":2.0,"id":2,"method":"ping"}', INVALID_REQUEST, 2, id="jsonrpc a number"),
         pytest.param(b'{"id":"a","method":"ping"}', INVALID_REQUEST, "a", id="jsonrpc missing"),
-        pytest.param(b'{"jsonrpc":"2.0","id":3}', INVALID_REQUEST, 3, id="id without method, result or error"),
-        pytest.param(b'{"jsonrpc":"2.0","id":4,"method":"ping","params":"x"}', INVALID_REQUEST, 4, id="params a string"),
-        pytest.param(b'{"jsonrpc":"2.0","id":4,"method":"ping","params":5}', INVALID_REQUEST, 4, id="params a number"),
-        pytest.param(b'{"jsonrpc":"2.0","id":4,"method":"ping","params":true}', INVALID_REQUEST, 4, id="params a bool"),
-        pytest.param(b'{"jsonrpc":"2.0","id":5,"method":"ping","params":[1]}', INVALID_PARAMS, 5, id="params an array"),
+        pytest.param(
+            b'{"jsonrpc":"2.0","id":3}', INVALID_REQUEST, 3, id="id without method, result or error"
+        ),
+        pytest.param(
+            b'{"jsonrpc":"2.0","id":4,"method":"ping","params":"x"}', INVALID_REQUEST, 4, id="params a string"
+        ),
+        pytest.param(
+            b'{"jsonrpc":"2.0","id":4,"method":"ping","params":5}', INVALID_REQUEST, 4, id="params a number"
+        ),
+        pytest.param(
+            b'{"jsonrpc":"2.0","id":4,"method":"ping","params":true}', INVALID_REQUEST, 4, id="params a bool"
+        ),
+        pytest.param(
+            b'{"jsonrpc":"2.0","id":5,"method":"ping","params":[1]}', INVALID_PARAMS, 5, id="params an array"
+        ),
         pytest.param(b'{"jsonrpc":"2.0","id":6,"method":5}', INVALID_REQUEST, 6, id="method a number"),
         pytest.param(b'{"jsonrpc":"2.0","id":1.5,"method":"ping"}', INVALID_REQUEST, None, id="float id"),
-        pytest.param(b'{"jsonrpc":"2.0","id":10.0,"method":"ping"}', INVALID_REQUEST, None, id="integral float id"),
+        pytest.param(
+            b'{"jsonrpc":"2.0","id":10.0,"method":"ping"}', INVALID_REQUEST, None, id="integral float id"
+        ),
         pytest.param(b'{"jsonrpc":"2.0","id":true,"method":"ping"}', INVALID_REQUEST, None, id="bool id"),
-        pytest.param(b'{"jsonrpc":"2.0","id":{"a":1},"method":"ping"}', INVALID_REQUEST, None, id="object id"),
+        pytest.param(
+            b'{"jsonrpc":"2.0","id":{"a":1},"method":"ping"}', INVALID_REQUEST, None, id="object id"
+        ),
         pytest.param(b'{"jsonrpc":"2.0"}', INVALID_REQUEST, None, id="no method and no id"),
     ],
 )
@@ -188,16 +204,38 @@ def test_error_response_with_null_id_decodes_as_a_response() -> None:
     try:
         msg = decode_message(line)
     except Invalid as exc:
-        assert exc.respond is False, f"an error response with id null would be answered with {exc.code}: {exc.message}"
+        assert exc.respond is False, (
+            f"an error response with id null would be answered with {exc.code}: {exc.message}"
+        )
     else:
         assert msg.method is UNSET
         assert msg.error == ErrorObject(code=PARSE_ERROR, message="the line is not valid JSON")
 
 
-def test_encode_request_and_notification_round_trip() -> None:
-    """encode_request / encode_notification decode back to the same method, id and params."""
-    req = decode_message(encode_request("r1", "tools/call", Raw(b'{"name":"t"}')))
-    assert (req.id, req.method, bytes(req.params)) == ("r1", "tools/call", b'{"name":"t"}')  # type: ignore[arg-type]
-    note = decode_message(encode_notification("notifications/tools/list_changed"))
-    assert note.method == "notifications/tools/list_changed" and note.id is UNSET and note.params is UNSET
-    assert msgspec.json.decode(encode_notification("n")) == {"jsonrpc": "2.0", "method": "n"}
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        pytest.param(
+            encode_notification("notifications/tools/list_changed"),
+            {"jsonrpc": "2.0", "method": "notifications/tools/list_changed"},
+            id="notification",
+        ),
+        pytest.param(
+            encode_notification("n", Raw(b'{"a":1}')),
+            {"jsonrpc": "2.0", "method": "n", "params": {"a": 1}},
+            id="notification with params",
+        ),
+        pytest.param(
+            encode_request("r1", "tools/call", Raw(b'{"name":"t"}')),
+            {"jsonrpc": "2.0", "id": "r1", "method": "tools/call", "params": {"name": "t"}},
+            id="request",
+        ),
+    ],
+)
+def test_encoded_notifications_and_requests_carry_jsonrpc_2_0(
+    line: bytes, expected: dict[str, object]
+) -> None:
+    """encode_notification / encode_request put "jsonrpc":"2.0" on the wire, so decode_message accepts them back."""
+    assert msgspec.json.decode(line) == expected
+    msg = decode_message(line)
+    assert msg.method == expected["method"]
