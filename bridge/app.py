@@ -27,6 +27,7 @@ from .calls import Caller
 from .catalog import Catalog
 from .discovery import Discovery
 from .errors import BusUnavailable, InvalidParams
+from .resources import Resources
 from .session import Session
 from .stdio import LineReader, LineWriter, claim_stdout
 
@@ -46,6 +47,7 @@ class Upstream:
         self.bus: Bus | None = None
         self.discovery: Discovery | None = None
         self.caller: Caller | None = None
+        self.resources: Resources | None = None
         self._ready = asyncio.Event()  # the first discovery sweep finished, or connecting failed once
         self._client = settings.bridge.client_name or _user()
 
@@ -65,6 +67,7 @@ class Upstream:
                     self.bus = bus
                     self.discovery = Discovery(bus, self._settings.bridge, self._changed)
                     self.caller = Caller(bus, self._settings.bridge, self._client, self.discovery.has_instances)
+                    self.resources = Resources(bus, self.discovery, min(30.0, self._settings.bridge.call_timeout))
                     watcher = asyncio.create_task(self._mark_ready(self.discovery))
                     try:
                         await self.discovery.run()
@@ -76,6 +79,7 @@ class Upstream:
             finally:
                 self.bus = None
                 self.caller = None
+                self.resources = None
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
 
@@ -117,6 +121,21 @@ class Upstream:
         if entry is None:
             raise InvalidParams(f"Unknown tool: {name}")
         return await caller.call_tool(entry, params, protocol_version=protocol_version, notify=notify)
+
+
+    async def list_resources(self) -> list[Raw]:
+        await self.catalog()
+        return await self.resources.list_all() if self.resources is not None else []
+
+    async def list_templates(self) -> list[Raw]:
+        await self.catalog()
+        return self.resources.templates() if self.resources is not None else []
+
+    async def read_resource(self, uri: str, params: Raw, protocol_version: str, modern: bool) -> Raw:
+        await self.catalog()
+        if self.resources is None:
+            raise BusUnavailable(self.url)
+        return await self.resources.read(uri, params, protocol_version, modern)
 
 
 def _user() -> str:

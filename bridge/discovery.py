@@ -19,7 +19,7 @@ import msgspec
 
 from bus import Bus, BusError
 from schemas import bus as h
-from schemas.bus import PingResponse
+from schemas.bus import PingResponse, ServiceDescription
 from schemas.config import BridgeSettings
 from schemas.mcp import ListToolsResult, Tool
 
@@ -30,6 +30,12 @@ log = logging.getLogger(__name__)
 _ping_decoder: Final = msgspec.json.Decoder(PingResponse)
 _tools_decoder: Final = msgspec.json.Decoder(ListToolsResult)
 _lifecycle_decoder: Final = msgspec.json.Decoder(dict[str, str])
+_description_decoder: Final = msgspec.json.Decoder(ServiceDescription)
+class _Templates(msgspec.Struct):
+    resourceTemplates: list[msgspec.Raw] = msgspec.field(default_factory=list)
+
+
+_templates_decoder: Final = msgspec.json.Decoder(_Templates)
 _MAX_PAGES: Final = 100
 
 
@@ -41,6 +47,8 @@ class Discovery:
         self.catalog = Catalog({}, settings.tool_separator, settings.max_tool_name)
         self.instances: dict[str, set[str]] = {}
         self._tools: dict[str, list[Tool]] = {}
+        self.descriptions: dict[str, ServiceDescription] = {}
+        self.templates: dict[str, list[msgspec.Raw]] = {}
         self._leaving: dict[str, float] = {}
         self._poke = asyncio.Event()
         self._swept = asyncio.Condition()
@@ -115,13 +123,21 @@ class Discovery:
         changed = False
         for svc, ids in found.items():
             if ids != self.instances.get(svc) or svc not in self._tools:
-                tools = await self._fetch_tools(svc)
+                desc = await self._describe(svc)
+                if desc is None:
+                    continue
+                self.descriptions[svc] = desc
+                tools = await self._fetch_tools(svc) if desc.capabilities.tools else []
                 if tools is not None:
                     changed |= tools != self._tools.get(svc)
                     self._tools[svc] = tools
+                if desc.capabilities.resources:
+                    self.templates[svc] = await self._fetch_templates(svc)
         for svc in list(self._tools):
             if svc not in found:
                 del self._tools[svc]
+                self.descriptions.pop(svc, None)
+                self.templates.pop(svc, None)
                 changed = True
         self.instances = found
         if changed:
@@ -130,6 +146,25 @@ class Discovery:
             )
             log.info("tool catalog now has %d tools from %s", len(self.catalog), sorted(self._tools) or "no services")
             self._on_change(self.catalog)
+
+    def resource_services(self) -> list[str]:
+        return sorted(s for s, d in self.descriptions.items() if d.capabilities.resources and self.instances.get(s))
+
+    async def _describe(self, svc: str) -> ServiceDescription | None:
+        try:
+            reply = await self._bus.request(self._bus.subjects.discover(svc), b"{}", timeout=2.0)
+            return _description_decoder.decode(reply.data)
+        except (BusError, msgspec.DecodeError, msgspec.ValidationError) as exc:
+            log.warning("could not describe %s: %s", svc, exc)
+            return None
+
+    async def _fetch_templates(self, svc: str) -> list[msgspec.Raw]:
+        try:
+            reply = await self._bus.request(f"{self._bus.subjects.service(svc)}.resources.templates.list", b"{}", timeout=2.0)
+            return _templates_decoder.decode(reply.data).resourceTemplates
+        except (BusError, msgspec.DecodeError, msgspec.ValidationError) as exc:
+            log.warning("could not list the resource templates of %s: %s", svc, exc)
+            return []
 
     async def _fetch_tools(self, svc: str) -> list[Tool] | None:
         tools: list[Tool] = []

@@ -10,6 +10,7 @@ is answered at once, locally, before any bus round trip (Claude Code gives its p
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, Final, Protocol
@@ -63,6 +64,13 @@ _cancel_decoder: Final = msgspec.json.Decoder(CancelledParams)
 _listen_decoder: Final = msgspec.json.Decoder(dict[str, Any])
 
 
+class _ReadParams(msgspec.Struct):
+    uri: str
+
+
+_read_decoder: Final = msgspec.json.Decoder(_ReadParams)
+
+
 class Upstream(Protocol):
     """What the session needs from the bus side (bridge/app.py implements it)."""
 
@@ -71,6 +79,9 @@ class Upstream(Protocol):
     async def call_tool(
         self, name: str, params: CallToolParams, *, protocol_version: str, notify: Callable[[bytes], None]
     ) -> Raw: ...
+    async def list_resources(self) -> list[Raw]: ...
+    async def list_templates(self) -> list[Raw]: ...
+    async def read_resource(self, uri: str, params: Raw, protocol_version: str, modern: bool) -> Raw: ...
 
 
 def _key(id: RequestId) -> tuple[type, RequestId]:
@@ -94,6 +105,9 @@ class Session:
             "ping": self._ping,
             "tools/list": self._tools_list,
             "tools/call": self._tools_call,
+            "resources/list": self._resources_list,
+            "resources/templates/list": self._templates_list,
+            "resources/read": self._resources_read,
         }
 
     # -- input ------------------------------------------------------------------------------
@@ -221,7 +235,7 @@ class Session:
     # -- local methods ----------------------------------------------------------------------
 
     def _capabilities(self) -> dict[str, Any]:
-        return {"tools": {"listChanged": True}}
+        return {"tools": {"listChanged": True}, "resources": {}}
 
     async def _initialize(self, msg: Message, meta: RequestMeta | None) -> bytes:
         if msg.params is UNSET:
@@ -291,6 +305,53 @@ class Session:
         assert isinstance(version, str)
         result = await self._up.call_tool(p.name, p, protocol_version=version, notify=self._write)
         return bytes(result)
+
+    def _cursor(self, msg: Message) -> str | None:
+        if msg.params is UNSET:
+            return None
+        try:
+            p = _page_decoder.decode(msg.params)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            raise InvalidParams(f"invalid params: {exc}") from None
+        return None if p.cursor is UNSET else p.cursor
+
+    def _page(self, key: bytes, items: list[Raw], cursor: str | None, meta: RequestMeta | None) -> bytes:
+        """One page of a merged list; the cursor is an opaque offset into it."""
+        start = 0
+        if cursor:
+            try:
+                start = int(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode().removeprefix("o:"))
+            except (ValueError, UnicodeDecodeError):
+                raise InvalidParams("invalid cursor: not one this server issued") from None
+            if not 0 <= start <= len(items):
+                raise InvalidParams("invalid cursor: out of range")
+        end = start + self._page_size
+        parts = [b'{"', key, b'":[', b",".join(bytes(i) for i in items[start:end]), b"]"]
+        if end < len(items):
+            parts.append(b',"nextCursor":' + _encoder.encode(base64.urlsafe_b64encode(f"o:{end}".encode()).decode().rstrip("=")))
+        if meta is not None:
+            parts.append(b',"resultType":"complete","ttlMs":0,"cacheScope":"private"')
+        parts.append(b"}")
+        return b"".join(parts)
+
+    async def _resources_list(self, msg: Message, meta: RequestMeta | None) -> bytes:
+        cursor = self._cursor(msg)
+        return self._page(b"resources", await self._up.list_resources(), cursor, meta)
+
+    async def _templates_list(self, msg: Message, meta: RequestMeta | None) -> bytes:
+        cursor = self._cursor(msg)
+        return self._page(b"resourceTemplates", await self._up.list_templates(), cursor, meta)
+
+    async def _resources_read(self, msg: Message, meta: RequestMeta | None) -> bytes:
+        if msg.params is UNSET:
+            raise InvalidParams("resources/read needs params with a uri")
+        try:
+            uri = _read_decoder.decode(msg.params).uri
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            raise InvalidParams(f"invalid resources/read params: {exc}") from None
+        version = meta.protocol_version if meta is not None else (self.version or "")
+        assert isinstance(version, str)
+        return bytes(await self._up.read_resource(uri, msg.params, version, meta is not None))
 
     async def _listen(self, msg: Message, meta: RequestMeta | None, write: Callable[[bytes], None]) -> None:
         """`subscriptions/listen` (2026-07-28): acknowledge what we honour, then hold the stream open."""

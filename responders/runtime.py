@@ -26,10 +26,11 @@ from schemas import bus as h
 from schemas.bus import Capabilities, ServiceDescription
 from schemas.config import ResponderSettings
 from schemas.jsonrpc import INTERNAL_ERROR, INVALID_PARAMS, ErrorObject
-from schemas.mcp import LATEST_MODERN, CallToolResult, TextContent
+from schemas.mcp import LATEST_MODERN, RESOURCE_NOT_FOUND_LEGACY, CallToolResult, TextContent
 
 from .context import Context
 from .errors import InvalidArguments, ProtocolError, ToolError, unknown_operation, unknown_tool
+from .resources import ResourceNotFound, to_contents
 from .service import Service, ToolSpec, error_result, to_result
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,8 @@ log = logging.getLogger(__name__)
 _encoder: Final = msgspec.json.Encoder()
 _ALPHABET: Final = string.ascii_letters + string.digits
 _EMPTY_ARGS: Final = b"{}"
+# 2026-07-28 cache hints on list/read results: live data, per caller (legacy clients ignore them).
+_CACHE_HINTS: Final = {"resultType": "complete", "ttlMs": 0, "cacheScope": "private"}
 
 
 def new_instance_id() -> str:
@@ -84,6 +87,10 @@ class ServiceRunner:
             for t in service.tools.values()
         }
         self._list_counter = EndpointCounters(name="tools-list", subject=self.subjects.tools_list(svc), queue_group=svc)
+        self._resource_counters = {
+            op: EndpointCounters(name=op.replace(".", "-"), subject=f"{self.subjects.service(svc)}.{op}", queue_group=svc)
+            for op in ("resources.list", "resources.templates.list", "resources.read")
+        } if service.has_resources else {}
         self._discover_counter = EndpointCounters(name="discover", subject=self.subjects.discover(svc), queue_group=svc)
         self._running: dict[str, asyncio.Task[Any]] = {}
         self._cancelled: set[str] = set()
@@ -94,7 +101,7 @@ class ServiceRunner:
                 version=service.version,
                 description=service.description,
                 instance=self.instance,
-                capabilities=Capabilities(tools=True),
+                capabilities=Capabilities(tools=bool(service.tools), resources=service.has_resources),
                 title=service.title if service.title else UNSET,
                 instructions=service.instructions if service.instructions else UNSET,
             )
@@ -114,7 +121,12 @@ class ServiceRunner:
                 h.META_PROTOCOL: LATEST_MODERN,
                 "pid": str(os.getpid()),
             },
-            endpoints=lambda: [self._discover_counter, self._list_counter, *self._counters.values()],
+            endpoints=lambda: [
+                self._discover_counter,
+                self._list_counter,
+                *self._counters.values(),
+                *self._resource_counters.values(),
+            ],
         )
 
     async def run(self, stop: asyncio.Event, ready: asyncio.Event | None = None) -> None:
@@ -176,6 +188,8 @@ class ServiceRunner:
             await self._timed(self._discover_counter, req, self._description)
         elif op == "cancel":
             return  # the queue member of a broadcast cancel; _on_cancel handles it on every instance
+        elif op in self._resource_counters:
+            await self._resources(req, op)
         else:
             await self._reply_error(req, unknown_operation(op or req.subject))
 
@@ -284,6 +298,81 @@ class ServiceRunner:
                 f"({exc.limit} bytes); ask for less (a smaller range, head/tail, or a narrower pattern)"
             )
             await self._reply_error(req, ProtocolError(PAYLOAD_TOO_LARGE, sentence), PAYLOAD_TOO_LARGE)
+
+
+    async def _resources(self, req: Request, op: str) -> None:
+        t0 = time.perf_counter_ns()
+        error: str | None = None
+        try:
+            if op == "resources.list":
+                body = self._resources_list()
+            elif op == "resources.templates.list":
+                body = _encoder.encode(
+                    {"resourceTemplates": [t.entry for t in self.service.templates], **_CACHE_HINTS}
+                )
+            else:
+                body = await self._read_resource(req)
+            await req.respond(body, self._reply_headers)
+        except ProtocolError as exc:
+            error = exc.message
+            await self._reply_error(req, exc)
+        except PayloadTooLarge as exc:
+            error = "payload too large"
+            req.replied = False
+            await self._reply_error(
+                req, ProtocolError(PAYLOAD_TOO_LARGE, f"the resource is {exc.size} bytes, more than the bus allows ({exc.limit})")
+            )
+        finally:
+            self._resource_counters[op].record(time.perf_counter_ns() - t0, error)
+
+    def _resources_list(self) -> bytes:
+        entries = [r.entry for r in self.service.resources.values()]
+        if self.service.lister is not None:
+            try:
+                entries.extend(self.service.lister())
+            except Exception:
+                log.exception("listing the resources of %s failed", self.service.name)
+        return _encoder.encode({"resources": entries, **_CACHE_HINTS})
+
+    async def _read_resource(self, req: Request) -> bytes:
+        try:
+            uri = _read_decoder.decode(req.data).uri
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            raise ProtocolError(INVALID_PARAMS, f"invalid resources/read params: {exc}") from None
+        modern = req.headers.get(h.PROTOCOL_VERSION, LATEST_MODERN) >= "2026"
+        not_found = INVALID_PARAMS if modern else RESOURCE_NOT_FOUND_LEGACY
+        fixed = self.service.resources.get(uri)
+        fn: Any = None
+        kwargs: dict[str, str] = {}
+        mime: Any = UNSET
+        if fixed is not None:
+            fn, mime = fixed.fn, fixed.entry.mimeType
+        else:
+            for t in self.service.templates:
+                found = t.match(uri)
+                if found is not None:
+                    fn, kwargs, mime = t.fn, found, t.entry.mimeType
+                    break
+        if fn is None:
+            raise ProtocolError(not_found, f"Resource not found: {uri}")
+        try:
+            value = await fn(**kwargs) if asyncio.iscoroutinefunction(fn) else await asyncio.to_thread(fn, **kwargs)
+            contents = to_contents(uri, value, mime)
+        except ResourceNotFound as exc:
+            raise ProtocolError(not_found, str(exc)) from None
+        except ToolError as exc:
+            raise ProtocolError(not_found, str(exc)) from None
+        except Exception:
+            log.exception("reading %s failed", uri)
+            raise ProtocolError(INTERNAL_ERROR, f"reading {uri} failed with an internal error") from None
+        return _encoder.encode({"contents": contents, **_CACHE_HINTS})
+
+
+class _ReadParams(Struct, kw_only=True):
+    uri: str
+
+
+_read_decoder: Final = msgspec.json.Decoder(_ReadParams)
 
 
 def token_safe(name: str) -> bool:

@@ -22,6 +22,7 @@ from msgspec import UNSET
 
 from schemas.mcp import CallToolResult, Content, TextContent, ToolAnnotations
 
+from .resources import ResourceEntry, ResourceSpec, TemplateEntry, TemplateSpec
 from .schema import Signature
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -83,6 +84,52 @@ class Service:
         self.title = title
         self.instructions = instructions
         self.tools: dict[str, ToolSpec] = {}
+        self.resources: dict[str, ResourceSpec] = {}
+        self.templates: list[TemplateSpec] = []
+        self.lister: Callable[[], list[ResourceEntry]] | None = None
+
+    @property
+    def has_resources(self) -> bool:
+        return bool(self.resources or self.templates or self.lister)
+
+    def resource(
+        self, uri: str, *, name: str | None = None, description: str | None = None, mime_type: str | None = None
+    ) -> Callable[[F], F]:
+        """Register a reader for one fixed URI; returns the function unchanged."""
+
+        def register(f: F) -> F:
+            entry = ResourceEntry(
+                uri=uri,
+                name=name or f.__name__,
+                description=description or inspect.cleandoc(f.__doc__ or "") or UNSET,
+                mimeType=mime_type or UNSET,
+            )
+            self.resources[uri] = ResourceSpec(entry, f)
+            return f
+
+        return register
+
+    def resource_template(
+        self, template: str, *, name: str | None = None, description: str | None = None, mime_type: str | None = None
+    ) -> Callable[[F], F]:
+        """Register a reader for every URI matching `template`; variables arrive as keyword arguments."""
+
+        def register(f: F) -> F:
+            entry = TemplateEntry(
+                uriTemplate=template,
+                name=name or f.__name__,
+                description=description or inspect.cleandoc(f.__doc__ or "") or UNSET,
+                mimeType=mime_type or UNSET,
+            )
+            self.templates.append(TemplateSpec(entry, f))
+            return f
+
+        return register
+
+    def resource_list(self, f: Callable[[], list[ResourceEntry]]) -> Callable[[], list[ResourceEntry]]:
+        """Register the function that lists concrete resources (beyond the fixed ones); returns it unchanged."""
+        self.lister = f
+        return f
 
     def tool(
         self,

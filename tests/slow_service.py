@@ -31,6 +31,18 @@ async def append(path: str, seconds: float = 0.0) -> str:
     return "appended"
 
 
+@svc.resource("slow://status", mime_type="text/plain")
+def status() -> str:
+    """The service's status line."""
+    return "all good"
+
+
+@svc.resource_template("slow://echo/{word}", name="echo", mime_type="application/octet-stream")
+def echo(word: str) -> bytes:
+    """The word back, as bytes."""
+    return word.encode()
+
+
 if __name__ == "__main__":
     url, root = sys.argv[1], sys.argv[2]
     uvloop.run(serve(svc, Settings(nats=NatsSettings(url=url, root=root))))

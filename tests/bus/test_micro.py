@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+import os
 import time
 from functools import cache
 from pathlib import Path
@@ -93,6 +94,12 @@ async def wait_stats(bus: Bus, root: str, ok: Any, timeout: float = 3.0) -> dict
 
 
 @pytest.fixture
+def real_tmp(tmp_path: Path) -> str:
+    """tmp_path as the fs service reports it (symlinks resolved)."""
+    return os.path.realpath(tmp_path)
+
+
+@pytest.fixture
 async def two_fs(responders: Responders, tmp_path: Path) -> list[str]:
     """Two single-instance fs responders rooted at tmp_path; their ADR-32 ids."""
     responders.start("fs", "--fs-root", str(tmp_path))
@@ -145,7 +152,7 @@ async def test_info_lists_one_endpoint_per_tool_plus_discover_and_tools_list(
 
 
 async def test_stats_count_calls_and_errors_across_instances(
-    two_fs: list[str], bus: Bus, root: str, tmp_path: Path
+    two_fs: list[str], bus: Bus, root: str, tmp_path: Path, real_tmp: str
 ) -> None:
     """Per-tool num_requests summed over the instances equal the calls made, per answering instance too, and an isError result counts as an error."""
     before = await stats_by_instance(bus, root)
@@ -158,7 +165,7 @@ async def test_stats_count_calls_and_errors_across_instances(
     for _ in range(calls):
         result, headers = await call(bus, root, "list_allowed_directories", {})
         assert result.get("isError") is not True
-        assert str(tmp_path.resolve()) in result["content"][0]["text"]
+        assert real_tmp in result["content"][0]["text"]
         answered[headers[h.INSTANCE]] += 1
     outside = str(tmp_path.parent / "elsewhere.txt")
     bad, bad_headers = await call(bus, root, "read_text_file", {"path": outside})
