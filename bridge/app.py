@@ -26,7 +26,7 @@ from schemas.mcp import CallToolParams
 from .calls import Caller
 from .catalog import Catalog
 from .discovery import Discovery
-from .errors import BusUnavailable, InvalidParams
+from .errors import BusUnavailable, InvalidParams, ServiceDown
 from .resources import Resources
 from .session import Session
 from .stdio import LineReader, LineWriter, claim_stdout
@@ -119,6 +119,9 @@ class Upstream:
         if caller is None:
             raise BusUnavailable(self.url)
         if entry is None:
+            gone = self.discovery.vanished.get(name) if self.discovery is not None else None
+            if gone is not None:
+                raise ServiceDown(gone)  # it was there: say what is down and how to start it
             raise InvalidParams(f"Unknown tool: {name}")
         return await caller.call_tool(entry, params, protocol_version=protocol_version, notify=notify)
 

@@ -48,6 +48,8 @@ class Discovery:
         self.instances: dict[str, set[str]] = {}
         self._tools: dict[str, list[Tool]] = {}
         self.descriptions: dict[str, ServiceDescription] = {}
+        self.vanished: dict[str, str] = {}
+        """Exposed tool name -> service, for tools whose service has no instance any more."""
         self.templates: dict[str, list[msgspec.Raw]] = {}
         self._leaving: dict[str, float] = {}
         self._poke = asyncio.Event()
@@ -141,9 +143,15 @@ class Discovery:
                 changed = True
         self.instances = found
         if changed:
+            old = self.catalog
             self.catalog = Catalog(
                 {s: t for s, t in self._tools.items()}, self._settings.tool_separator, self._settings.max_tool_name
             )
+            for e in old.entries:
+                if e.exposed not in self.catalog.by_name:
+                    self.vanished[e.exposed] = e.service
+            for name in self.catalog.by_name:
+                self.vanished.pop(name, None)
             log.info("tool catalog now has %d tools from %s", len(self.catalog), sorted(self._tools) or "no services")
             self._on_change(self.catalog)
 

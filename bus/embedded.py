@@ -9,6 +9,7 @@ servers never race for one.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import re
 import shutil
@@ -23,6 +24,15 @@ MIN_VERSION: Final = (2, 11)
 _LISTEN: Final = re.compile(rb"Listening for client connections on 127\.0\.0\.1:(\d+)")
 _HTTP: Final = re.compile(rb"Starting http monitor on 127\.0\.0\.1:(\d+)")
 _READY: Final = b"Server is ready"
+
+
+def die_with_parent() -> None:
+    """In a child between fork and exec: ask Linux for SIGTERM when the parent dies (no orphans, even after SIGKILL)."""
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
 
 
 class EmbeddedServerError(Exception):
@@ -118,7 +128,16 @@ class EmbeddedServer:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,  # Ctrl-C in a terminal reaches our process, which stops this one in order
+            preexec_fn=die_with_parent,
         )
+        try:
+            return self._wait_ready(offset, timeout)
+        except BaseException:  # not ready, or interrupted while waiting: never leave the server behind
+            self.stop()
+            raise
+
+    def _wait_ready(self, offset: int, timeout: float) -> EmbeddedServer:
+        assert self.process is not None
         end = time.monotonic() + timeout
         log = b""
         while time.monotonic() < end:
@@ -137,7 +156,6 @@ class EmbeddedServer:
                         self.http_port = int(hm[1])
                     return self
             time.sleep(0.01)
-        self.stop()
         raise EmbeddedServerError(f"nats-server did not become ready within {timeout:.0f} s: {self._tail(offset)}")
 
     def _tail(self, offset: int) -> str:

@@ -42,7 +42,8 @@ def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:
             continue
         else:
             section, _, field = key.lower().partition("_")
-            if section not in _SECTIONS or not field:
+            known = {f.name for f in msgspec.structs.fields(fields[section].type)} if section in _SECTIONS else set()
+            if field not in known:
                 raise ConfigError(f"unknown environment variable {name} (see the README's Configuration section)")
         parsed: Any = [v.strip() for v in value.split(",") if v.strip()] if (section, field) in _LIST_KEYS else value
         out.setdefault(section, {})[field] = parsed

@@ -6,24 +6,15 @@ a SIGKILL of the supervisor leaves no orphan behind.
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Sequence
 
+from bus.embedded import die_with_parent
+
 log = logging.getLogger(__name__)
-_PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> None:
-    if sys.platform.startswith("linux"):
-        try:
-            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-        except (OSError, AttributeError):
-            pass
 
 
 class Supervisor:
@@ -34,7 +25,7 @@ class Supervisor:
 
     def spawn(self, name: str, argv: Sequence[str], *, new_session: bool = False) -> subprocess.Popen[bytes]:
         proc = subprocess.Popen(
-            list(argv), stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent, start_new_session=new_session
+            list(argv), stdin=subprocess.DEVNULL, preexec_fn=die_with_parent, start_new_session=new_session
         )
         self.children.append((name, proc))
         log.info("started %s (pid %d)", name, proc.pid)

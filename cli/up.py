@@ -82,38 +82,38 @@ def up_command(args: argparse.Namespace, settings: Settings) -> int:
     sdir.mkdir(parents=True, exist_ok=True)
     wanted = settings.nats.url or DEFAULT_URL
     server: EmbeddedServer | None = None
-    why = check_server(wanted)
-    if why is None:
-        url = wanted
-        _say(f"Using the NATS server at {url}")
-    else:
-        _say(f"Starting an embedded nats-server ({why})")
-        port = args.port if args.port != -1 else _last_port(sdir)
-        try:
-            try:
-                server = EmbeddedServer(sdir / "server", port=port).start()
-            except EmbeddedServerError:
-                if port == -1 or args.port != -1:
-                    raise
-                server = EmbeddedServer(sdir / "server", port=-1).start()  # last run's port is taken now
-        except EmbeddedServerError as exc:
-            log.error("%s", exc)
-            return 1
-        (sdir / "nats.port").write_text(f"{server.port}\n")
-        url = server.url
-        _say(f"nats-server {server.binary} listening on {url}, data in {server.store_dir}")
-    url_file(settings).write_text(url + "\n")
-
     sup = Supervisor()
     stop = threading.Event()
-    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
-    roots = settings.fs.roots or [os.getcwd()]
+    # Ctrl-C, kill and closing the terminal all mean "stop everything"; from here on, not KeyboardInterrupt.
+    previous = {
+        sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    }
+    url = ""
     try:
+        why = check_server(wanted)
+        if why is None:
+            url = wanted
+            _say(f"Using the NATS server at {url}")
+        else:
+            _say(f"Starting an embedded nats-server ({why})")
+            try:
+                server = _start_server(sdir, args.port)
+            except EmbeddedServerError as exc:
+                log.error("%s", exc)
+                return 1
+            url = server.url
+            _say(f"nats-server {server.binary} listening on {url}, data in {server.store_dir}")
+        if stop.is_set():
+            return 0
+        url_file(settings).write_text(url + "\n")
+        roots = settings.fs.roots or [os.getcwd()]
         argv = [sys.executable, "-m", "cli", "serve", "fs", "--url", url, "--subject-root", settings.nats.root]
         for r in roots:
             argv += ["--root", r]
         sup.spawn("fs", argv)
         seen = asyncio.run(_wait_for(url, settings, "fs", 1, 15.0, sup))
+        if stop.is_set():
+            return 0
         if not seen:
             log.error("the fs service did not come up (see its log above)")
             return 1
@@ -146,3 +146,15 @@ def up_command(args: argparse.Namespace, settings: Settings) -> int:
                 pass
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def _start_server(sdir: Path, port_flag: int) -> EmbeddedServer:
+    port = port_flag if port_flag != -1 else _last_port(sdir)
+    try:
+        server = EmbeddedServer(sdir / "server", port=port).start()
+    except EmbeddedServerError:
+        if port == -1 or port_flag != -1:
+            raise
+        server = EmbeddedServer(sdir / "server", port=-1).start()  # last run's port is taken now
+    (sdir / "nats.port").write_text(f"{server.port}\n")
+    return server

@@ -212,12 +212,13 @@ class ServiceRunner:
         try:
             params = _call_decoder.decode(req.data)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            await self._reply_error(req, ProtocolError(INVALID_PARAMS, f"invalid tools/call params: {exc}"))
+            await self._refuse(req, token, t0, ProtocolError(INVALID_PARAMS, f"invalid tools/call params: {exc}"))
             return
         spec = self.service.tools.get(params.name)
         # The subject token and the body must agree, so subject permissions cannot be bypassed.
         if spec is None or (token != "_" and token != params.name) or (token == "_" and token_safe(params.name)):
-            await self._reply_error(req, unknown_tool(params.name if spec is None else f"{params.name} (subject says {token})"))
+            err = unknown_tool(params.name if spec is None else f"{params.name} (subject says {token})")
+            await self._refuse(req, token, t0, err)
             return
         counter = self._counters[spec.name]
         headers = req.headers
@@ -243,6 +244,13 @@ class ServiceRunner:
             error = "cancelled"  # MCP: a cancelled request gets no response
         finally:
             counter.record(time.perf_counter_ns() - t0, error)
+
+    async def _refuse(self, req: Request, token: str, t0: int, err: ProtocolError) -> None:
+        """Refuse a call; it still counts (as an error) on the endpoint its subject named, if that exists."""
+        await self._reply_error(req, err)
+        counter = self._counters.get(token)
+        if counter is not None:
+            counter.record(time.perf_counter_ns() - t0, err.message)
 
     async def _run_tool(
         self, req: Request, spec: ToolSpec, params: _CallParams, call_id: str, deadline: float | None

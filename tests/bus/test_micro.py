@@ -248,11 +248,6 @@ def test_schema_check_rejects_a_reply_that_breaks_adr32() -> None:
             check("PING", msgspec.json.encode(bad))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="source bug: responders/runtime.py ServiceRunner._call_tool returns before counter.record() when the "
-    "params do not decode or the subject token and body name disagree, so STATS never shows refused calls",
-)
 async def test_refused_call_counts_as_an_endpoint_error(two_fs: list[str], bus: Bus, root: str) -> None:
     """A call refused on a tool's subject (-32602) counts in that endpoint's num_requests and num_errors, as ADR-32 STATS defines them."""
     msg = await bus.request(

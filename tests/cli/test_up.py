@@ -268,11 +268,6 @@ def test_up_refuses_an_old_server_on_the_default_port(start_up: object, tmp_path
         up.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="source bug: cli/up.py handles only SIGINT/SIGTERM, so SIGHUP (terminal closed) kills `up` at once, and "
-    "bus/embedded.py starts nats-server in its own session without PR_SET_PDEATHSIG, so the server is orphaned",
-)
 def test_closing_the_terminal_stops_the_embedded_server(start_up: object, tmp_path: Path) -> None:
     """SIGHUP to `up` (its terminal closed) stops the nats-server it started, as Ctrl-C does."""
     if default_server_refused() is None:
@@ -291,11 +286,6 @@ def test_closing_the_terminal_stops_the_embedded_server(start_up: object, tmp_pa
         up.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="source bug: a Ctrl-C while EmbeddedServer.start() waits for readiness raises KeyboardInterrupt out of "
-    "cli/up.py up_command (its handlers are installed only afterwards) and nothing stops the new nats-server",
-)
 def test_ctrl_c_while_the_server_starts_leaves_no_server(start_up: object, tmp_path: Path) -> None:
     """A Ctrl-C that arrives while `up` waits for its nats-server to become ready still stops that server."""
     if default_server_refused() is None:
