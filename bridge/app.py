@@ -15,7 +15,9 @@ import secrets
 import signal
 import time
 from collections.abc import Callable
+from typing import Any, Protocol
 
+import msgspec
 from msgspec import Raw
 
 from bus import Bus, NotConnected, connect
@@ -27,6 +29,7 @@ from .calls import Caller
 from .catalog import Catalog
 from .discovery import Discovery
 from .errors import BusUnavailable, InvalidParams, ServiceDown
+from .prompts import Prompts
 from .resources import Resources
 from .session import Session
 from .stdio import LineReader, LineWriter, claim_stdout
@@ -39,15 +42,16 @@ _FIRST_CATALOG_WAIT = 5.0
 class Upstream:
     """The bus side: connects (and keeps trying), runs discovery, forwards calls."""
 
-    def __init__(self, settings: Settings, url: str, on_tools_changed: Callable[[], None]) -> None:
+    def __init__(self, settings: Settings, url: str, listener: Listener) -> None:
         self._settings = settings
         self.url = url
-        self._on_tools_changed = on_tools_changed
+        self._listener = listener
         self.ident = "bridge-" + secrets.token_hex(6)
         self.bus: Bus | None = None
         self.discovery: Discovery | None = None
         self.caller: Caller | None = None
         self.resources: Resources | None = None
+        self.prompts: Prompts | None = None
         self._ready = asyncio.Event()  # the first discovery sweep finished, or connecting failed once
         self._client = settings.bridge.client_name or _user()
 
@@ -65,7 +69,12 @@ class Upstream:
                 ) as bus:
                     delay = 0.25
                     self.bus = bus
-                    self.discovery = Discovery(bus, self._settings.bridge, self._changed)
+                    self.discovery = Discovery(bus, self._settings.bridge, self._changed, self._listener.list_changed)
+                    self.prompts = Prompts(bus, self.discovery, self._settings.bridge)
+                    subs = [
+                        await bus.subscribe(bus.subjects.all_events("resource_updated"), self._on_resource_updated),
+                        await bus.subscribe(bus.subjects.all_events("list_changed"), self._on_list_changed),
+                    ]
                     self.caller = Caller(bus, self._settings.bridge, self._client, self.discovery.has_instances)
                     self.resources = Resources(bus, self.discovery, min(30.0, self._settings.bridge.call_timeout))
                     watcher = asyncio.create_task(self._mark_ready(self.discovery))
@@ -73,6 +82,9 @@ class Upstream:
                         await self.discovery.run()
                     finally:
                         watcher.cancel()
+                        for sub in subs:
+                            with contextlib.suppress(Exception):
+                                await sub.unsubscribe()
             except NotConnected as exc:
                 log.warning("%s; retrying in %.1f s", exc, delay)
                 self._ready.set()  # list nothing rather than make the client wait
@@ -80,6 +92,7 @@ class Upstream:
                 self.bus = None
                 self.caller = None
                 self.resources = None
+                self.prompts = None
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
 
@@ -93,7 +106,27 @@ class Upstream:
 
     def _changed(self, catalog: Catalog) -> None:
         if self._ready.is_set():  # the first catalog is not a change the client has to hear about
-            self._on_tools_changed()
+            self._listener.list_changed("tools")
+
+    async def _on_resource_updated(self, msg: Any) -> None:
+        try:
+            uri = msgspec.json.decode(msg.data, type=dict[str, Any]).get("uri")
+        except msgspec.DecodeError:
+            return
+        if isinstance(uri, str):
+            self._listener.resource_updated(uri)
+
+    async def _on_list_changed(self, msg: Any) -> None:
+        try:
+            kind = msgspec.json.decode(msg.data, type=dict[str, Any]).get("kind")
+        except msgspec.DecodeError:
+            return
+        if kind == "tools" and self.discovery is not None:
+            self.discovery.poke()  # re-read the lists; the catalog diff decides whether clients hear of it
+        elif kind in ("resources", "prompts"):
+            if kind == "prompts" and self.discovery is not None:
+                self.discovery.poke()
+            self._listener.list_changed(kind)
 
     async def catalog(self) -> Catalog:
         if not self._ready.is_set():  # only the first requests of a session ever wait here
@@ -109,7 +142,13 @@ class Upstream:
         return await d.refresh() if d is not None else Catalog({})
 
     async def call_tool(
-        self, name: str, params: CallToolParams, *, protocol_version: str, notify: Callable[[bytes], None]
+        self,
+        name: str,
+        params: CallToolParams,
+        *,
+        protocol_version: str,
+        notify: Callable[[bytes], None],
+        headers: dict[str, str] | None = None,
     ) -> Raw:
         catalog = await self.catalog()
         entry = catalog.by_name.get(name)
@@ -123,7 +162,7 @@ class Upstream:
             if gone is not None:
                 raise ServiceDown(gone)  # it was there: say what is down and how to start it
             raise InvalidParams(f"Unknown tool: {name}")
-        return await caller.call_tool(entry, params, protocol_version=protocol_version, notify=notify)
+        return await caller.call_tool(entry, params, protocol_version=protocol_version, notify=notify, extra_headers=headers)
 
 
     async def list_resources(self) -> list[Raw]:
@@ -141,11 +180,48 @@ class Upstream:
         return await self.resources.read(uri, params, protocol_version, modern)
 
 
+    async def list_prompts(self) -> list[Raw]:
+        await self.catalog()
+        return self.prompts.list_all() if self.prompts is not None else []
+
+    async def get_prompt(self, params: Raw, version: str) -> Raw:
+        await self.catalog()
+        if self.prompts is None:
+            raise BusUnavailable(self.url)
+        return await self.prompts.get(params, version)
+
+    async def complete(self, params: Raw, version: str) -> Raw:
+        await self.catalog()
+        if self.prompts is None:
+            raise BusUnavailable(self.url)
+        return await self.prompts.complete(params, version)
+
+
+class Listener(Protocol):
+    """Where the bus side reports what the client must hear about."""
+
+    def list_changed(self, kind: str) -> None: ...
+    def resource_updated(self, uri: str) -> None: ...
+
+
 def _user() -> str:
     try:
         return getpass.getuser()
     except (KeyError, OSError):
         return "unknown"
+
+
+class _Deferred:
+    """Forwards Listener calls to the session, which is created after the upstream."""
+
+    def __init__(self, get: Callable[[], Listener]) -> None:
+        self._get = get
+
+    def list_changed(self, kind: str) -> None:
+        self._get().list_changed(kind)
+
+    def resource_updated(self, uri: str) -> None:
+        self._get().resource_updated(uri)
 
 
 async def run_bridge(settings: Settings, url: str) -> None:
@@ -157,7 +233,7 @@ async def run_bridge(settings: Settings, url: str) -> None:
     reader = LineReader(settings.bridge.max_line_bytes)
     await reader.attach(0)
     session: Session
-    upstream = Upstream(settings, url, lambda: session.tools_changed())
+    upstream = Upstream(settings, url, _Deferred(lambda: session))
     session = Session(settings, writer.write, upstream)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()

@@ -59,6 +59,7 @@ class Caller:
         notify: Callable[[bytes], None],
         call_id: str | None = None,
         timeout: float | None = None,
+        extra_headers: dict[str, str] | None = None,
     ) -> Raw:
         """The responder's CallToolResult (raw JSON), or a BridgeError."""
         s = self._settings
@@ -76,6 +77,8 @@ class Caller:
             h.HEARTBEAT: str(int(s.heartbeat * 1000)),
             h.CLIENT: self._client,
         }
+        if extra_headers:
+            headers.update(extra_headers)
         retry_safe = entry.retry_safe
         attempts = 0
         lost = 0

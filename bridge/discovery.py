@@ -40,10 +40,18 @@ _MAX_PAGES: Final = 100
 
 
 class Discovery:
-    def __init__(self, bus: Bus, settings: BridgeSettings, on_change: Callable[[Catalog], None]) -> None:
+    def __init__(
+        self,
+        bus: Bus,
+        settings: BridgeSettings,
+        on_change: Callable[[Catalog], None],
+        on_list_changed: Callable[[str], None] | None = None,
+    ) -> None:
         self._bus = bus
         self._settings = settings
         self._on_change = on_change
+        self._on_list_changed = on_list_changed or (lambda kind: None)
+        self.prompts: dict[str, list[msgspec.Raw]] = {}
         self.catalog = Catalog({}, settings.tool_separator, settings.max_tool_name)
         self.instances: dict[str, set[str]] = {}
         self._tools: dict[str, list[Tool]] = {}
@@ -123,23 +131,36 @@ class Discovery:
             if svc and "_" not in svc:
                 found.setdefault(svc, set()).add(ping.id)
         changed = False
+        changed_kinds: set[str] = set()
         for svc, ids in found.items():
             if ids != self.instances.get(svc) or svc not in self._tools:
                 desc = await self._describe(svc)
                 if desc is None:
                     continue
+                is_new = svc not in self.descriptions
                 self.descriptions[svc] = desc
                 tools = await self._fetch_tools(svc) if desc.capabilities.tools else []
                 if tools is not None:
                     changed |= tools != self._tools.get(svc)
                     self._tools[svc] = tools
                 if desc.capabilities.resources:
-                    self.templates[svc] = await self._fetch_templates(svc)
+                    templates = await self._fetch_templates(svc)
+                    if is_new or templates != self.templates.get(svc):
+                        changed_kinds.add("resources")
+                    self.templates[svc] = templates
+                if desc.capabilities.prompts:
+                    prompts = await self._fetch_list(svc, "prompts.list", "prompts")
+                    if prompts != self.prompts.get(svc):
+                        self.prompts[svc] = prompts
+                        changed_kinds.add("prompts")
         for svc in list(self._tools):
             if svc not in found:
                 del self._tools[svc]
-                self.descriptions.pop(svc, None)
-                self.templates.pop(svc, None)
+                gone = self.descriptions.pop(svc, None)
+                if self.templates.pop(svc, None) is not None or (gone and gone.capabilities.resources):
+                    changed_kinds.add("resources")
+                if self.prompts.pop(svc, None) is not None:
+                    changed_kinds.add("prompts")
                 changed = True
         self.instances = found
         if changed:
@@ -154,6 +175,9 @@ class Discovery:
                 self.vanished.pop(name, None)
             log.info("tool catalog now has %d tools from %s", len(self.catalog), sorted(self._tools) or "no services")
             self._on_change(self.catalog)
+        if self.ready.is_set():
+            for kind in sorted(changed_kinds):
+                self._on_list_changed(kind)
 
     def resource_services(self) -> list[str]:
         return sorted(s for s, d in self.descriptions.items() if d.capabilities.resources and self.instances.get(s))
@@ -165,6 +189,18 @@ class Discovery:
         except (BusError, msgspec.DecodeError, msgspec.ValidationError) as exc:
             log.warning("could not describe %s: %s", svc, exc)
             return None
+
+    def prompt_services(self) -> list[str]:
+        return sorted(s for s, d in self.descriptions.items() if d.capabilities.prompts and self.instances.get(s))
+
+    async def _fetch_list(self, svc: str, op: str, key: str) -> list[msgspec.Raw]:
+        try:
+            reply = await self._bus.request(f"{self._bus.subjects.service(svc)}.{op}", b"{}", timeout=2.0)
+            items = msgspec.json.decode(reply.data, type=dict[str, msgspec.Raw]).get(key)
+            return msgspec.json.decode(items, type=list[msgspec.Raw]) if items is not None else []
+        except (BusError, msgspec.DecodeError, msgspec.ValidationError) as exc:
+            log.warning("could not list the %s of %s: %s", key, svc, exc)
+            return []
 
     async def _fetch_templates(self, svc: str) -> list[msgspec.Raw]:
         try:

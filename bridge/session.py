@@ -12,12 +12,14 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+import typing
 from collections.abc import Awaitable, Callable
-from typing import Any, Final, Protocol
+from typing import Any, Final, Literal, Protocol
 
 import msgspec
 from msgspec import UNSET, Raw
 
+from schemas import bus as bus_h
 from schemas.config import Settings
 from schemas.jsonrpc import (
     INVALID_REQUEST,
@@ -27,6 +29,7 @@ from schemas.jsonrpc import (
     decode_message,
     encode_error,
     encode_notification,
+    encode_request,
     encode_result,
 )
 from schemas.mcp import (
@@ -37,6 +40,7 @@ from schemas.mcp import (
     CallToolParams,
     CancelledParams,
     InitializeParams,
+    InputRequiredResult,
     MetaOnlyParams,
     PaginatedParams,
     RequestMeta,
@@ -44,7 +48,7 @@ from schemas.mcp import (
 )
 
 from .catalog import Catalog, InvalidCursor
-from .errors import InvalidParams, MethodNotFound, UnsupportedVersion, to_error
+from .errors import InvalidParams, MethodNotFound, RemoteError, UnsupportedVersion, to_error
 from .stdio import OVERLONG
 
 log = logging.getLogger(__name__)
@@ -68,6 +72,21 @@ class _ReadParams(msgspec.Struct):
     uri: str
 
 
+LogLevel = Literal["debug", "info", "notice", "warning", "error", "critical", "alert", "emergency"]
+
+
+class _LevelParams(msgspec.Struct):
+    level: LogLevel
+
+
+_level_decoder: Final = msgspec.json.Decoder(_LevelParams)
+_LOG_LEVELS: Final = frozenset(typing.get_args(LogLevel))
+_input_decoder: Final = msgspec.json.Decoder(InputRequiredResult)
+_MAX_INPUT_ROUNDS: Final = 8
+_LIST_FLAGS: Final = {"tools": "toolsListChanged", "resources": "resourcesListChanged", "prompts": "promptsListChanged"}
+_CLIENT_METHODS: Final = frozenset({"sampling/createMessage", "elicitation/create", "roots/list"})
+
+
 _read_decoder: Final = msgspec.json.Decoder(_ReadParams)
 
 
@@ -77,8 +96,17 @@ class Upstream(Protocol):
     async def catalog(self) -> Catalog: ...
     async def refresh(self) -> Catalog: ...
     async def call_tool(
-        self, name: str, params: CallToolParams, *, protocol_version: str, notify: Callable[[bytes], None]
+        self,
+        name: str,
+        params: CallToolParams,
+        *,
+        protocol_version: str,
+        notify: Callable[[bytes], None],
+        headers: dict[str, str] | None = None,
     ) -> Raw: ...
+    async def list_prompts(self) -> list[Raw]: ...
+    async def get_prompt(self, params: Raw, version: str) -> Raw: ...
+    async def complete(self, params: Raw, version: str) -> Raw: ...
     async def list_resources(self) -> list[Raw]: ...
     async def list_templates(self) -> list[Raw]: ...
     async def read_resource(self, uri: str, params: Raw, protocol_version: str, modern: bool) -> Raw: ...
@@ -98,7 +126,7 @@ class Session:
         self.client_capabilities: Raw = Raw(b"{}")
         self._tasks: dict[tuple[type, RequestId], asyncio.Task[None]] = {}
         self._listens: dict[tuple[type, RequestId], tuple[RequestId, dict[str, Any]]] = {}
-        self._page_size = 100
+        self._page_size = settings.bridge.page_size
         self._handlers: dict[str, Callable[[Message, RequestMeta | None], Awaitable[bytes]]] = {
             "initialize": self._initialize,
             "server/discover": self._discover,
@@ -108,7 +136,17 @@ class Session:
             "resources/list": self._resources_list,
             "resources/templates/list": self._templates_list,
             "resources/read": self._resources_read,
+            "resources/subscribe": self._subscribe,
+            "resources/unsubscribe": self._unsubscribe,
+            "prompts/list": self._prompts_list,
+            "prompts/get": self._prompts_get,
+            "completion/complete": self._complete,
+            "logging/setLevel": self._set_level,
         }
+        self.log_level: str | None = None  # legacy: set by logging/setLevel
+        self.subscriptions: set[str] = set()  # legacy: resources/subscribe
+        self._outgoing: dict[str, asyncio.Future[Raw]] = {}
+        self._next_out = 0
 
     # -- input ------------------------------------------------------------------------------
 
@@ -131,7 +169,8 @@ class Session:
 
     def _dispatch(self, msg: Message, write: Callable[[bytes], None]) -> asyncio.Task[None] | None:
         if msg.method is UNSET:
-            return None  # a response to a server-to-client request; none are outstanding in this version
+            self._response(msg)
+            return None
         if msg.id is UNSET:
             self._notification(msg)
             return None
@@ -230,12 +269,20 @@ class Session:
             raise UnsupportedVersion(meta.protocol_version)
         if meta.client_capabilities is UNSET:
             raise InvalidParams("_meta must carry io.modelcontextprotocol/clientCapabilities")
+        if meta.log_level is not UNSET and meta.log_level not in _LOG_LEVELS:
+            raise InvalidParams(f"invalid log level {meta.log_level!r}")
         return meta
 
     # -- local methods ----------------------------------------------------------------------
 
     def _capabilities(self) -> dict[str, Any]:
-        return {"tools": {"listChanged": True}, "resources": {}}
+        return {
+            "tools": {"listChanged": True},
+            "resources": {"subscribe": True, "listChanged": True},
+            "prompts": {"listChanged": True},
+            "completions": {},
+            "logging": {},
+        }
 
     async def _initialize(self, msg: Message, meta: RequestMeta | None) -> bytes:
         if msg.params is UNSET:
@@ -303,8 +350,110 @@ class Session:
             raise InvalidParams(f"invalid tools/call params: {exc}") from None
         version = meta.protocol_version if meta is not None else (self.version or "")
         assert isinstance(version, str)
-        result = await self._up.call_tool(p.name, p, protocol_version=version, notify=self._write)
-        return bytes(result)
+        headers = self._call_headers(meta)
+        result = bytes(await self._up.call_tool(p.name, p, protocol_version=version, notify=self._write, headers=headers))
+        if meta is not None:
+            return result  # a 2026-07-28 client drives input_required rounds itself
+        rounds = 0
+        while result.find(b'"resultType":"input_required"') >= 0:
+            # A legacy client gets the real server-to-client requests; the call is re-issued with the answers.
+            rounds += 1
+            if rounds > _MAX_INPUT_ROUNDS:
+                raise InvalidParams(f"{p.name} asked for input more than {_MAX_INPUT_ROUNDS} times; giving up")
+            need = _input_decoder.decode(result)
+            answers: dict[str, Any] = {}
+            for key, request in need.inputRequests.items():
+                answers[key] = await self._ask_client(str(request.get("method")), request.get("params") or {})
+            p = msgspec.structs.replace(p, inputResponses=Raw(_encoder.encode(answers)), requestState=need.requestState)
+            result = bytes(await self._up.call_tool(p.name, p, protocol_version=version, notify=self._write, headers=headers))
+        return result
+
+    def _call_headers(self, meta: RequestMeta | None) -> dict[str, str]:
+        """The client's capabilities and log level, for the responder (it may ask for input or log)."""
+        headers: dict[str, str] = {}
+        if meta is not None:
+            if meta.client_capabilities is not UNSET:
+                headers[bus_h.CLIENT_CAPABILITIES] = bytes(meta.client_capabilities).decode()
+            if meta.log_level is not UNSET:
+                headers[bus_h.LOG_LEVEL] = meta.log_level
+        else:
+            headers[bus_h.CLIENT_CAPABILITIES] = bytes(self.client_capabilities).decode()
+            if self.log_level is not None:
+                headers[bus_h.LOG_LEVEL] = self.log_level
+        for v in headers.values():
+            if "\r" in v or "\n" in v:
+                raise InvalidParams("client capabilities must be one line of JSON")
+        return headers
+
+    async def _ask_client(self, method: str, params: Any) -> Any:
+        """Send a server-to-client request (legacy era) and wait for the client's result."""
+        if method not in _CLIENT_METHODS:
+            raise InvalidParams(f"a service asked the client for {method!r}, which is not a client method")
+        self._next_out += 1
+        rid = f"mcp-nats-{self._next_out}"
+        fut: asyncio.Future[Raw] = asyncio.get_running_loop().create_future()
+        self._outgoing[rid] = fut
+        try:
+            self._write(encode_request(rid, method, Raw(_encoder.encode(params))))
+            raw = await asyncio.wait_for(fut, self._settings.bridge.call_timeout)
+        except TimeoutError:
+            raise InvalidParams(f"the client did not answer {method} in time") from None
+        finally:
+            self._outgoing.pop(rid, None)
+        return msgspec.json.decode(raw)
+
+    def _response(self, msg: Message) -> None:
+        fut = self._outgoing.get(str(msg.id)) if isinstance(msg.id, str) else None
+        if fut is None or fut.done():
+            return  # not ours, or too late
+        if msg.error is not UNSET:
+            fut.set_exception(RemoteError(msg.error.code, msg.error.message, None if msg.error.data is UNSET else msg.error.data))
+        else:
+            fut.set_result(msg.result if msg.result is not UNSET else Raw(b"{}"))
+
+    async def _subscribe(self, msg: Message, meta: RequestMeta | None) -> bytes:
+        self.subscriptions.add(self._uri(msg))
+        return b"{}"
+
+    async def _unsubscribe(self, msg: Message, meta: RequestMeta | None) -> bytes:
+        self.subscriptions.discard(self._uri(msg))
+        return b"{}"
+
+    def _uri(self, msg: Message) -> str:
+        if msg.params is UNSET:
+            raise InvalidParams("params with a uri are required")
+        try:
+            return _read_decoder.decode(msg.params).uri
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            raise InvalidParams(f"invalid params: {exc}") from None
+
+    async def _prompts_list(self, msg: Message, meta: RequestMeta | None) -> bytes:
+        cursor = self._cursor(msg)
+        return self._page(b"prompts", await self._up.list_prompts(), cursor, meta)
+
+    async def _prompts_get(self, msg: Message, meta: RequestMeta | None) -> bytes:
+        if msg.params is UNSET:
+            raise InvalidParams("prompts/get needs params with a name")
+        version = meta.protocol_version if meta is not None else (self.version or "")
+        assert isinstance(version, str)
+        return bytes(await self._up.get_prompt(msg.params, version))
+
+    async def _complete(self, msg: Message, meta: RequestMeta | None) -> bytes:
+        if msg.params is UNSET:
+            raise InvalidParams("completion/complete needs params with ref and argument")
+        version = meta.protocol_version if meta is not None else (self.version or "")
+        assert isinstance(version, str)
+        return bytes(await self._up.complete(msg.params, version))
+
+    async def _set_level(self, msg: Message, meta: RequestMeta | None) -> bytes:
+        if msg.params is UNSET:
+            raise InvalidParams("logging/setLevel needs params with a level")
+        try:
+            level = _level_decoder.decode(msg.params).level
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            raise InvalidParams(f"invalid logging/setLevel params: {exc}") from None
+        self.log_level = level
+        return b"{}"
 
     def _cursor(self, msg: Message) -> str | None:
         if msg.params is UNSET:
@@ -362,7 +511,12 @@ class Session:
                 requested = _listen_decoder.decode(msg.params).get("notifications") or {}
             except (msgspec.DecodeError, msgspec.ValidationError) as exc:
                 raise InvalidParams(f"invalid subscriptions/listen params: {exc}") from None
-        agreed = {"toolsListChanged": True} if requested.get("toolsListChanged") is True else {}
+        if not isinstance(requested, dict):
+            raise InvalidParams("notifications must be an object")
+        agreed: dict[str, Any] = {k: True for k in _LIST_FLAGS.values() if requested.get(k) is True}
+        uris = requested.get("resourceSubscriptions")
+        if isinstance(uris, list) and all(isinstance(u, str) for u in uris):
+            agreed["resourceSubscriptions"] = uris
         key = _key(msg.id)
         self._listens[key] = (msg.id, agreed)
         write(
@@ -378,14 +532,29 @@ class Session:
 
     # -- events from the bus side -----------------------------------------------------------
 
-    def tools_changed(self) -> None:
-        """The merged tool list changed: tell the client, in whichever way its era expects."""
+    def list_changed(self, kind: str) -> None:
+        """A merged list (tools, resources or prompts) changed: tell the client as its era expects."""
+        flag = _LIST_FLAGS.get(kind)
+        if flag is None:
+            return
+        method = f"notifications/{kind}/list_changed"
         if self.initialized:
-            self._write(encode_notification("notifications/tools/list_changed"))
+            self._write(encode_notification(method))
         for sub_id, agreed in list(self._listens.values()):
-            if agreed.get("toolsListChanged"):
-                params = Raw(_encoder.encode({"_meta": {META_SUBSCRIPTION_ID: sub_id}}))
-                self._write(encode_notification("notifications/tools/list_changed", params))
+            if agreed.get(flag):
+                self._write(encode_notification(method, Raw(_encoder.encode({"_meta": {META_SUBSCRIPTION_ID: sub_id}}))))
+
+    def tools_changed(self) -> None:
+        self.list_changed("tools")
+
+    def resource_updated(self, uri: str) -> None:
+        """A service says a resource changed: tell the client if it subscribed to that URI."""
+        if self.initialized and uri in self.subscriptions:
+            self._write(encode_notification("notifications/resources/updated", Raw(_encoder.encode({"uri": uri}))))
+        for sub_id, agreed in list(self._listens.values()):
+            if uri in agreed.get("resourceSubscriptions", ()):
+                params = {"uri": uri, "_meta": {META_SUBSCRIPTION_ID: sub_id}}
+                self._write(encode_notification("notifications/resources/updated", Raw(_encoder.encode(params))))
 
     async def close(self) -> None:
         """Cancel every request in flight (the client is gone) and wait briefly for them to unwind."""

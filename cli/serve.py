@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import secrets
 import signal
 import sys
 import threading
 
 from schemas.config import Settings
 
-from .config import resolve_url
+from .config import resolve_url, state_dir
 from .supervise import Supervisor
 
 log = logging.getLogger("mcp-nats")
@@ -38,8 +40,32 @@ def serve_command(args: argparse.Namespace, settings: Settings) -> int:
         log.error("cannot start %s: %s", args.service, exc)
         return 2
     settings = replace(settings, nats=replace(settings.nats, url=url))
+    if not settings.responder.state_key:
+        settings = replace(settings, responder=replace(settings.responder, state_key=_state_key(settings)))
     _run(serve(service, settings))
     return 0
+
+
+def _state_key(settings: Settings) -> str:
+    """The requestState key every instance on this machine shares: created once in the state dir (mode 0600)."""
+    path = state_dir(settings) / "request-state.key"
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_hex(32)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(key + "\n")
+    try:
+        os.link(tmp, path)  # appears whole or not at all; the first instance to get here wins
+    except FileExistsError:
+        key = path.read_text().strip()
+    finally:
+        os.unlink(tmp)
+    return key
 
 
 def _spawn_instances(args: argparse.Namespace, url: str) -> int:

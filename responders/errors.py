@@ -52,10 +52,11 @@ class InvalidArguments(ToolError):
 class ProtocolError(ResponderError):
     """Raised when a request is malformed or names something that does not exist; `code` is JSON-RPC's."""
 
-    def __init__(self, code: int, message: str) -> None:
+    def __init__(self, code: int, message: str, data: object = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.data = data
 
 
 def unknown_tool(name: str) -> ProtocolError:

@@ -20,6 +20,7 @@ log = logging.getLogger(__name__)
 # name -> "module:factory"; the factory takes the process Settings and returns a Service.
 SERVICES: Final[dict[str, str]] = {
     "fs": "responders.fs.factory:from_settings",
+    "demo": "responders.demo.factory:from_settings",
 }
 
 

@@ -26,11 +26,12 @@ from schemas import bus as h
 from schemas.bus import Capabilities, ServiceDescription
 from schemas.config import ResponderSettings
 from schemas.jsonrpc import INTERNAL_ERROR, INVALID_PARAMS, ErrorObject
-from schemas.mcp import LATEST_MODERN, RESOURCE_NOT_FOUND_LEGACY, CallToolResult, TextContent
+from schemas.mcp import LATEST_MODERN, CallToolResult, InputRequiredResult, TextContent
 
+from . import ops
 from .context import Context
 from .errors import InvalidArguments, ProtocolError, ToolError, unknown_operation, unknown_tool
-from .resources import ResourceNotFound, to_contents
+from .mrtr import InputRequired, InvalidState, StateSigner, arguments_digest
 from .service import Service, ToolSpec, error_result, to_result
 
 log = logging.getLogger(__name__)
@@ -38,8 +39,6 @@ log = logging.getLogger(__name__)
 _encoder: Final = msgspec.json.Encoder()
 _ALPHABET: Final = string.ascii_letters + string.digits
 _EMPTY_ARGS: Final = b"{}"
-# 2026-07-28 cache hints on list/read results: live data, per caller (legacy clients ignore them).
-_CACHE_HINTS: Final = {"resultType": "complete", "ttlMs": 0, "cacheScope": "private"}
 
 
 def new_instance_id() -> str:
@@ -54,6 +53,8 @@ class _CallParams(Struct, kw_only=True):
     name: str
     arguments: Raw | UnsetType = UNSET
     meta: _Meta | UnsetType = field(default=UNSET, name="_meta")
+    inputResponses: dict[str, Any] | UnsetType = UNSET
+    requestState: str | UnsetType = UNSET
 
 
 _call_decoder: Final = msgspec.json.Decoder(_CallParams)
@@ -64,6 +65,26 @@ class _CancelBody(Struct):
 
 
 _cancel_decoder: Final = msgspec.json.Decoder(_CancelBody)
+
+
+class Events:
+    """What a service announces on `<root>.events.<svc>.<kind>`; bridges forward it to their clients."""
+
+    def __init__(self, bus: Bus, service: str, instance: str) -> None:
+        self._bus = bus
+        self._service = service
+        self._instance = instance
+
+    async def resource_updated(self, uri: str) -> None:
+        await self._publish("resource_updated", {"uri": uri})
+
+    async def list_changed(self, kind: str) -> None:
+        """`kind` is "tools", "resources" or "prompts"."""
+        await self._publish("list_changed", {"kind": kind})
+
+    async def _publish(self, kind: str, body: dict[str, Any]) -> None:
+        data = _encoder.encode({**body, "service": self._service, "instance": self._instance})
+        await self._bus.publish(self._bus.subjects.events(self._service, kind), data)
 
 
 class ServiceRunner:
@@ -87,12 +108,26 @@ class ServiceRunner:
             for t in service.tools.values()
         }
         self._list_counter = EndpointCounters(name="tools-list", subject=self.subjects.tools_list(svc), queue_group=svc)
-        self._resource_counters = {
-            op: EndpointCounters(name=op.replace(".", "-"), subject=f"{self.subjects.service(svc)}.{op}", queue_group=svc)
-            for op in ("resources.list", "resources.templates.list", "resources.read")
-        } if service.has_resources else {}
+        operations = []
+        if service.has_resources:
+            operations += ["resources.list", "resources.templates.list", "resources.read"]
+        if service.prompts:
+            operations += ["prompts.list", "prompts.get"]
+        if service.prompts or service.completers:
+            operations += ["completion.complete"]
+        self._op_counters = {
+            op: EndpointCounters(
+                name=op.replace(".", "-"),
+                subject=f"{self.subjects.service(svc)}.{op}" + (".*" if op == "prompts.get" else ""),
+                queue_group=svc,
+            )
+            for op in operations
+        }
         self._discover_counter = EndpointCounters(name="discover", subject=self.subjects.discover(svc), queue_group=svc)
         self._running: dict[str, asyncio.Task[Any]] = {}
+        self._events = Events(bus, svc, self.instance)
+        key = bytes.fromhex(settings.state_key) if settings.state_key else secrets.token_bytes(32)
+        self._signer = StateSigner(key)
         self._cancelled: set[str] = set()
         self._tools_list = service.list_tools_result()
         self._description = _encoder.encode(
@@ -101,7 +136,13 @@ class ServiceRunner:
                 version=service.version,
                 description=service.description,
                 instance=self.instance,
-                capabilities=Capabilities(tools=bool(service.tools), resources=service.has_resources),
+                capabilities=Capabilities(
+                    tools=bool(service.tools),
+                    resources=service.has_resources,
+                    prompts=bool(service.prompts),
+                    subscribe=service.subscribable,
+                    completions=bool(service.prompts or service.completers),
+                ),
                 title=service.title if service.title else UNSET,
                 instructions=service.instructions if service.instructions else UNSET,
             )
@@ -125,7 +166,7 @@ class ServiceRunner:
                 self._discover_counter,
                 self._list_counter,
                 *self._counters.values(),
-                *self._resource_counters.values(),
+                *self._op_counters.values(),
             ],
         )
 
@@ -145,12 +186,17 @@ class ServiceRunner:
                     drain_timeout=s.drain_timeout,
                 ):
                     await self.bus.flush()
+                    events = self._events
+                    background = [asyncio.create_task(fn(events), name=f"{svc} background") for fn in self.service.background]
                     await self._lifecycle("started")
                     log.info("service %s instance %s serving on %s", svc, self.instance, self.subjects.service_requests(svc))
                     if ready is not None:
                         ready.set()
                     await stop.wait()
                     log.info("draining %s instance %s", svc, self.instance)
+                    for t in background:
+                        t.cancel()
+                    await asyncio.gather(*background, return_exceptions=True)
                     await self._lifecycle("stopping")
         finally:
             try:
@@ -188,8 +234,8 @@ class ServiceRunner:
             await self._timed(self._discover_counter, req, self._description)
         elif op == "cancel":
             return  # the queue member of a broadcast cancel; _on_cancel handles it on every instance
-        elif op in self._resource_counters:
-            await self._resources(req, op)
+        elif op is not None and (op in self._op_counters or (op.startswith("prompts.get.") and self.service.prompts)):
+            await self._operation(req, op)
         else:
             await self._reply_error(req, unknown_operation(op or req.subject))
 
@@ -201,7 +247,8 @@ class ServiceRunner:
     async def _reply_error(self, req: Request, err: ProtocolError | BusError, code: int | None = None) -> None:
         c = code if code is not None else getattr(err, "code", INTERNAL_ERROR)
         message = err.message if isinstance(err, ProtocolError) else str(err)
-        body = _encoder.encode(ErrorObject(code=c, message=message))
+        data = err.data if isinstance(err, ProtocolError) and err.data is not None else UNSET
+        body = _encoder.encode(ErrorObject(code=c, message=message, data=data))
         try:
             await req.respond_error(c, message, body, self._reply_headers)
         except BusError:
@@ -229,9 +276,12 @@ class ServiceRunner:
             if deadline is not None and deadline <= time.time():
                 raise TimeoutError
             result = await self._run_tool(req, spec, params, call_id, deadline)
-            if result.isError is True:
+            if isinstance(result, CallToolResult) and result.isError is True:
                 error = _first_text(result)
             await self._send_result(req, result, spec)
+        except ProtocolError as exc:
+            error = exc.message
+            await self._reply_error(req, exc)
         except TimeoutError:
             error = "deadline exceeded"
             await self._reply_error(
@@ -254,7 +304,7 @@ class ServiceRunner:
 
     async def _run_tool(
         self, req: Request, spec: ToolSpec, params: _CallParams, call_id: str, deadline: float | None
-    ) -> CallToolResult:
+    ) -> CallToolResult | InputRequiredResult:
         args = params.arguments
         raw = _EMPTY_ARGS if args is UNSET or bytes(args) == b"null" else args
         try:
@@ -263,7 +313,17 @@ class ServiceRunner:
             return error_result(str(InvalidArguments(spec.name, str(exc))))
         except msgspec.DecodeError:
             return error_result(f"invalid arguments for {spec.name}: not a JSON object")
+        digest = ""
         if spec.signature.context_param is not None:
+            responses: dict[str, Any] = {}
+            if params.requestState is not UNSET:
+                digest = arguments_digest(bytes(raw))
+                try:
+                    responses = self._signer.verify(params.requestState, spec.name, digest)
+                except InvalidState as exc:
+                    raise ProtocolError(INVALID_PARAMS, str(exc)) from None
+            if params.inputResponses is not UNSET:
+                responses.update(params.inputResponses)
             token = params.meta.progressToken if params.meta is not UNSET else UNSET
             kwargs[spec.signature.context_param] = Context(
                 call_id=call_id,
@@ -274,6 +334,10 @@ class ServiceRunner:
                 deadline=deadline,
                 progress_token=None if token is UNSET else token,
                 send=req.frame,
+                log_level=req.headers.get(h.LOG_LEVEL),
+                client_capabilities=_capabilities(req.headers.get(h.CLIENT_CAPABILITIES)),
+                responses=responses,
+                events=self._events,
             )
         task = asyncio.current_task()
         assert task is not None
@@ -285,9 +349,14 @@ class ServiceRunner:
                 async with asyncio.timeout(deadline - time.time()):
                     value = await spec.invoke(kwargs)
             return to_result(value, spec)
+        except InputRequired as need:
+            ctx = kwargs[spec.signature.context_param] if spec.signature.context_param else None
+            answered = dict(ctx._responses) if isinstance(ctx, Context) else {}
+            state = self._signer.sign(spec.name, digest or arguments_digest(bytes(raw)), answered)
+            return InputRequiredResult(inputRequests=need.requests, requestState=state)
         except ToolError as exc:
             return error_result(str(exc))
-        except (TimeoutError, asyncio.CancelledError):
+        except (TimeoutError, asyncio.CancelledError, ProtocolError):
             raise
         except Exception:
             log.exception("tool %s.%s failed (call %s)", self.service.name, spec.name, call_id)
@@ -295,7 +364,7 @@ class ServiceRunner:
         finally:
             self._running.pop(call_id, None)
 
-    async def _send_result(self, req: Request, result: CallToolResult, spec: ToolSpec) -> None:
+    async def _send_result(self, req: Request, result: CallToolResult | InputRequiredResult, spec: ToolSpec) -> None:
         body = _encoder.encode(result)
         try:
             await req.respond(body, self._reply_headers)
@@ -308,18 +377,25 @@ class ServiceRunner:
             await self._reply_error(req, ProtocolError(PAYLOAD_TOO_LARGE, sentence), PAYLOAD_TOO_LARGE)
 
 
-    async def _resources(self, req: Request, op: str) -> None:
+    async def _operation(self, req: Request, op: str) -> None:
+        """Resources, prompts and completion: answered by responders/ops.py, counted per endpoint."""
         t0 = time.perf_counter_ns()
         error: str | None = None
+        svc = self.service
+        counter = self._op_counters["prompts.get" if op.startswith("prompts.get.") else op]
         try:
             if op == "resources.list":
-                body = self._resources_list()
+                body = ops.resources_list(svc)
             elif op == "resources.templates.list":
-                body = _encoder.encode(
-                    {"resourceTemplates": [t.entry for t in self.service.templates], **_CACHE_HINTS}
-                )
+                body = ops.templates_list(svc)
+            elif op == "resources.read":
+                body = await ops.resources_read(svc, req.data, req.headers.get(h.PROTOCOL_VERSION, LATEST_MODERN) >= "2026")
+            elif op == "prompts.list":
+                body = ops.prompts_list(svc)
+            elif op == "completion.complete":
+                body = ops.completion_complete(svc, req.data)
             else:
-                body = await self._read_resource(req)
+                body = ops.prompts_get(svc, op[len("prompts.get.") :], req.data)
             await req.respond(body, self._reply_headers)
         except ProtocolError as exc:
             error = exc.message
@@ -328,65 +404,26 @@ class ServiceRunner:
             error = "payload too large"
             req.replied = False
             await self._reply_error(
-                req, ProtocolError(PAYLOAD_TOO_LARGE, f"the resource is {exc.size} bytes, more than the bus allows ({exc.limit})")
+                req, ProtocolError(PAYLOAD_TOO_LARGE, f"the result is {exc.size} bytes, more than the bus allows ({exc.limit})")
             )
         finally:
-            self._resource_counters[op].record(time.perf_counter_ns() - t0, error)
-
-    def _resources_list(self) -> bytes:
-        entries = [r.entry for r in self.service.resources.values()]
-        if self.service.lister is not None:
-            try:
-                entries.extend(self.service.lister())
-            except Exception:
-                log.exception("listing the resources of %s failed", self.service.name)
-        return _encoder.encode({"resources": entries, **_CACHE_HINTS})
-
-    async def _read_resource(self, req: Request) -> bytes:
-        try:
-            uri = _read_decoder.decode(req.data).uri
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            raise ProtocolError(INVALID_PARAMS, f"invalid resources/read params: {exc}") from None
-        modern = req.headers.get(h.PROTOCOL_VERSION, LATEST_MODERN) >= "2026"
-        not_found = INVALID_PARAMS if modern else RESOURCE_NOT_FOUND_LEGACY
-        fixed = self.service.resources.get(uri)
-        fn: Any = None
-        kwargs: dict[str, str] = {}
-        mime: Any = UNSET
-        if fixed is not None:
-            fn, mime = fixed.fn, fixed.entry.mimeType
-        else:
-            for t in self.service.templates:
-                found = t.match(uri)
-                if found is not None:
-                    fn, kwargs, mime = t.fn, found, t.entry.mimeType
-                    break
-        if fn is None:
-            raise ProtocolError(not_found, f"Resource not found: {uri}")
-        try:
-            value = await fn(**kwargs) if asyncio.iscoroutinefunction(fn) else await asyncio.to_thread(fn, **kwargs)
-            contents = to_contents(uri, value, mime)
-        except ResourceNotFound as exc:
-            raise ProtocolError(not_found, str(exc)) from None
-        except ToolError as exc:
-            raise ProtocolError(not_found, str(exc)) from None
-        except Exception:
-            log.exception("reading %s failed", uri)
-            raise ProtocolError(INTERNAL_ERROR, f"reading {uri} failed with an internal error") from None
-        return _encoder.encode({"contents": contents, **_CACHE_HINTS})
-
-
-class _ReadParams(Struct, kw_only=True):
-    uri: str
-
-
-_read_decoder: Final = msgspec.json.Decoder(_ReadParams)
+            counter.record(time.perf_counter_ns() - t0, error)
 
 
 def token_safe(name: str) -> bool:
     from bus import tool_token
 
     return tool_token(name) != "_"
+
+
+def _capabilities(value: str | None) -> dict[str, Any]:
+    if not value:
+        return {}
+    try:
+        caps = msgspec.json.decode(value)
+    except msgspec.DecodeError:
+        return {}
+    return caps if isinstance(caps, dict) else {}
 
 
 def _deadline(value: str | None) -> float | None:

@@ -15,13 +15,14 @@ import inspect
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 import msgspec
 from msgspec import UNSET
 
 from schemas.mcp import CallToolResult, Content, TextContent, ToolAnnotations
 
+from .prompts import Completer, PromptSpec
 from .resources import ResourceEntry, ResourceSpec, TemplateEntry, TemplateSpec
 from .schema import Signature
 
@@ -87,6 +88,50 @@ class Service:
         self.resources: dict[str, ResourceSpec] = {}
         self.templates: list[TemplateSpec] = []
         self.lister: Callable[[], list[ResourceEntry]] | None = None
+        self.prompts: dict[str, PromptSpec] = {}
+        self.completers: dict[tuple[str, str, str], Completer] = {}
+        self.subscribable = False
+        self.background: list[Callable[[Any], Any]] = []
+
+    @overload
+    def prompt(self, fn: F, *, name: str | None = None, title: str | None = None, description: str | None = None) -> F: ...
+
+    @overload
+    def prompt(
+        self, fn: None = None, *, name: str | None = None, title: str | None = None, description: str | None = None
+    ) -> Callable[[F], F]: ...
+
+    def prompt(
+        self, fn: F | None = None, *, name: str | None = None, title: str | None = None, description: str | None = None
+    ) -> Any:
+        """Register a prompt; its string parameters are the prompt's arguments. Returns the function unchanged."""
+
+        def register(f: F) -> F:
+            pname = name or f.__name__
+            doc = description or inspect.cleandoc(f.__doc__ or "") or pname
+            self.prompts[pname] = PromptSpec(pname, f, doc, title)
+            return f
+
+        return register(fn) if fn is not None else register
+
+    def completer(
+        self, *, argument: str, prompt: str | None = None, template: str | None = None
+    ) -> Callable[[Completer], Completer]:
+        """Register completion for one argument of a prompt, or one variable of a resource template."""
+        if (prompt is None) == (template is None):
+            raise ValueError("a completer is for exactly one of prompt= or template=")
+        key = ("ref/prompt", prompt, argument) if prompt is not None else ("ref/resource", template or "", argument)
+
+        def register(f: Completer) -> Completer:
+            self.completers[key] = f
+            return f
+
+        return register
+
+    def on_start(self, fn: Callable[[Any], Any]) -> Callable[[Any], Any]:
+        """Register a coroutine function run for the life of each instance with its `Events`; returns it unchanged."""
+        self.background.append(fn)
+        return fn
 
     @property
     def has_resources(self) -> bool:
@@ -130,6 +175,36 @@ class Service:
         """Register the function that lists concrete resources (beyond the fixed ones); returns it unchanged."""
         self.lister = f
         return f
+
+    @overload
+    def tool(
+        self,
+        fn: F,
+        *,
+        name: str | None = None,
+        title: str | None = None,
+        description: str | None = None,
+        read_only: bool = False,
+        destructive: bool | None = None,
+        idempotent: bool = False,
+        open_world: bool = False,
+        blocking: bool = False,
+    ) -> F: ...
+
+    @overload
+    def tool(
+        self,
+        fn: None = None,
+        *,
+        name: str | None = None,
+        title: str | None = None,
+        description: str | None = None,
+        read_only: bool = False,
+        destructive: bool | None = None,
+        idempotent: bool = False,
+        open_world: bool = False,
+        blocking: bool = False,
+    ) -> Callable[[F], F]: ...
 
     def tool(
         self,

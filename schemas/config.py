@@ -37,7 +37,7 @@ class BridgeSettings(Struct, kw_only=True, frozen=True, forbid_unknown_fields=Tr
     """Seconds between liveness frames a responder sends while a call runs."""
     liveness_window: Positive = 5.0
     """Seconds of silence after which an instance is presumed dead and a retry-safe call retried."""
-    discovery_interval: Positive = 2.0
+    discovery_interval: Positive = 1.0
     """Seconds between discovery sweeps ($SRV.PING) that notice vanished instances."""
     tool_separator: Annotated[str, Meta(pattern=r"^_{1,3}$")] = "_"
     """Between service and tool in exposed names. Only underscores, which service names never contain."""
@@ -48,6 +48,8 @@ class BridgeSettings(Struct, kw_only=True, frozen=True, forbid_unknown_fields=Tr
     max_line_bytes: PositiveInt = 16 * 1024 * 1024
     """Longest stdin line accepted (Claude Code's own cap is 16 MiB)."""
     max_retries: Annotated[int, Meta(ge=0, le=10)] = 2
+    page_size: Annotated[int, Meta(ge=1, le=1000)] = 100
+    """Items per page of tools/list, resources/list, resources/templates/list and prompts/list."""
 
 
 class ResponderSettings(Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
@@ -56,6 +58,9 @@ class ResponderSettings(Struct, kw_only=True, frozen=True, forbid_unknown_fields
     max_pending: PositiveInt = 2048
     """Requests accepted but waiting for a handler slot; beyond this they are refused as overloaded."""
     drain_timeout: Positive = 30.0
+    state_key: Annotated[str, Meta(pattern=r"^([0-9a-fA-F]{32,128})?$")] = ""
+    """Hex HMAC key for multi round-trip requestState, shared by every instance of a service.
+    Empty: `mcp-nats serve` uses (creating it once) `<state_dir>/request-state.key`."""
 
 
 class FsSettings(Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):

@@ -72,6 +72,8 @@ class CallToolParams(Struct, kw_only=True, omit_defaults=True):
     name: str
     arguments: Raw | UnsetType = UNSET
     meta: Raw | UnsetType = field(default=UNSET, name="_meta")
+    inputResponses: Raw | UnsetType = UNSET
+    requestState: str | UnsetType = UNSET
 
 
 class CancelledParams(Struct, kw_only=True):
@@ -159,6 +161,14 @@ class CallToolResult(Struct, kw_only=True, omit_defaults=True):
     def __post_init__(self) -> None:
         if self.resultType is UNSET:
             self.resultType = "complete"  # always on the wire: the bus speaks the 2026-07-28 shape
+
+
+class InputRequiredResult(Struct, kw_only=True):
+    """A 2026-07-28 multi round-trip answer: the caller gathers `inputRequests` and re-issues the call."""
+
+    inputRequests: dict[str, Any]
+    requestState: str
+    resultType: str = "input_required"
 
 
 def negotiate_version(requested: str) -> str:
