@@ -19,7 +19,7 @@ from typing import Final
 import msgspec
 from msgspec import UNSET, Raw
 
-from bus import Bus, DeadlineExceeded, NoResponders, NotConnected, PayloadTooLarge, ResponderLost
+from bus import CLAIM_CHECK, Bus, ClaimCheckFailed, DeadlineExceeded, NoResponders, NotConnected, PayloadTooLarge, ResponderLost, take_result
 from schemas import bus as h
 from schemas.config import BridgeSettings
 from schemas.jsonrpc import INTERNAL_ERROR, ErrorObject
@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 _encoder: Final = msgspec.json.Encoder()
 _error_decoder: Final = msgspec.json.Decoder(ErrorObject)
 _NO_RESPONDER_BACKOFF: Final = (0.05, 0.15, 0.3)
+_MAX_RESULT: Final = 64 * 1024 * 1024  # claim-checked results larger than this are refused, not truncated
 
 
 class Caller:
@@ -107,6 +108,8 @@ class Caller:
                 raise
             except PayloadTooLarge as exc:
                 raise RequestTooLarge(exc.size, exc.limit) from None
+            except ClaimCheckFailed as exc:
+                raise RemoteError(exc.code, str(exc)) from None
             except NotConnected:
                 raise BusUnavailable(self._bus.settings.url or "the configured URL") from None
 
@@ -127,9 +130,11 @@ class Caller:
                 err = frame.error
                 if err is not None:
                     raise _remote_error(err, frame.data)
-                if frame.data[:1] != b"{":
+                claim = frame.headers.get(CLAIM_CHECK)
+                data = await take_result(self._bus, claim, _MAX_RESULT) if claim else frame.data
+                if data[:1] != b"{":
                     raise RemoteError(INTERNAL_ERROR, f"the responder for {subject} sent a result that is not a JSON object")
-                return Raw(frame.data)
+                return Raw(data)
 
     async def _cancel(self, svc: str, call_id: str) -> None:
         try:

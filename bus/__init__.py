@@ -18,6 +18,10 @@ from .micro import EndpointCounters as EndpointCounters
 from .micro import MicroEndpoint as MicroEndpoint
 from .micro import MicroService as MicroService
 from .mux import Call as Call
+from .objects import CLAIM_CHECK as CLAIM_CHECK
+from .objects import ClaimCheckFailed as ClaimCheckFailed
+from .objects import put_result as put_result
+from .objects import take_result as take_result
 from .mux import Frame as Frame
 from .serve import Endpoint as Endpoint
 from .serve import Request as Request
@@ -26,6 +30,10 @@ from .subjects import is_token as is_token
 from .subjects import tool_token as tool_token
 
 __all__ = [
+    "CLAIM_CHECK",
+    "ClaimCheckFailed",
+    "put_result",
+    "take_result",
     "Bus",
     "BusError",
     "Call",

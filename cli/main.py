@@ -79,6 +79,13 @@ def build_parser() -> argparse.ArgumentParser:
     _common(bridge)
     bridge.add_argument("--call-timeout", type=float, help="seconds a tools/call may take before it fails (default: 120)")
     bridge.add_argument("--client-name", help="identity recorded for calls (default: the OS user name)")
+    status = sub.add_parser(
+        "status",
+        help="services, instances and per-tool calls, errors and mean latency (from $SRV.STATS)",
+        description="Ask every MCP service instance under the subject root for its ADR-32 stats and print one table.",
+    )
+    _common(status)
+    status.add_argument("--json", action="store_true", help="print each instance's raw STATS reply as a JSON line")
     return parser
 
 
@@ -120,6 +127,10 @@ def main(argv: list[str] | None = None) -> int:
             from .serve import serve_command
 
             return serve_command(args, settings)
+        if args.command == "status":
+            from .status import status_command
+
+            return status_command(args, settings)
         if args.command == "up":
             from .up import up_command
 

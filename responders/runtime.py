@@ -20,7 +20,7 @@ from typing import Any, Final
 import msgspec
 from msgspec import UNSET, Raw, Struct, UnsetType, field
 
-from bus import Bus, BusError, EndpointCounters, MicroEndpoint, MicroService, PayloadTooLarge, Request
+from bus import CLAIM_CHECK, Bus, BusError, EndpointCounters, MicroEndpoint, MicroService, PayloadTooLarge, Request, put_result
 from bus.errors import DEADLINE, PAYLOAD_TOO_LARGE
 from schemas import bus as h
 from schemas.bus import Capabilities, ServiceDescription
@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 _encoder: Final = msgspec.json.Encoder()
 _ALPHABET: Final = string.ascii_letters + string.digits
 _EMPTY_ARGS: Final = b"{}"
+_HEADROOM: Final = 4096  # room for the headers of the reply
 
 
 def new_instance_id() -> str:
@@ -278,7 +279,7 @@ class ServiceRunner:
             result = await self._run_tool(req, spec, params, call_id, deadline)
             if isinstance(result, CallToolResult) and result.isError is True:
                 error = _first_text(result)
-            await self._send_result(req, result, spec)
+            await self._send_result(req, result, spec, call_id)
         except ProtocolError as exc:
             error = exc.message
             await self._reply_error(req, exc)
@@ -364,17 +365,24 @@ class ServiceRunner:
         finally:
             self._running.pop(call_id, None)
 
-    async def _send_result(self, req: Request, result: CallToolResult | InputRequiredResult, spec: ToolSpec) -> None:
+    async def _send_result(
+        self, req: Request, result: CallToolResult | InputRequiredResult, spec: ToolSpec, call_id: str = ""
+    ) -> None:
         body = _encoder.encode(result)
-        try:
+        if len(body) <= self.bus.max_payload - _HEADROOM:
             await req.respond(body, self._reply_headers)
-        except PayloadTooLarge as exc:
-            req.replied = False
+            return
+        # Too big for one message: claim check through the object store (never a silent truncation).
+        try:
+            claim = await put_result(self.bus, call_id or new_instance_id(), body)
+        except BusError as exc:
             sentence = (
-                f"the result of {self.service.name}.{spec.name} is {exc.size} bytes, more than the bus allows "
-                f"({exc.limit} bytes); ask for less (a smaller range, head/tail, or a narrower pattern)"
+                f"the result of {self.service.name}.{spec.name} is {len(body)} bytes, more than one message allows "
+                f"({self.bus.max_payload} bytes), and {exc}"
             )
             await self._reply_error(req, ProtocolError(PAYLOAD_TOO_LARGE, sentence), PAYLOAD_TOO_LARGE)
+            return
+        await req.respond(b"{}", {**self._reply_headers, CLAIM_CHECK: claim})
 
 
     async def _operation(self, req: Request, op: str) -> None:

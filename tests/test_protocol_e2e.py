@@ -269,3 +269,48 @@ async def test_pagination_walks_every_list_and_refuses_a_bad_cursor(demo: Respon
             with pytest.raises(MCPError) as err:
                 await c.list_tools(cursor="not-a-cursor")
             assert err.value.error.code == -32602
+
+
+@pytest.mark.parametrize("mode", ERAS)
+async def test_a_result_larger_than_max_payload_arrives_whole(demo: Responders, bridge_argv: list[str], mode: str) -> None:
+    """A 10 MiB result (the server's max_payload is 8 MB) travels by claim check through the object store and arrives whole."""
+    with anyio.fail_after(60):
+        async with client(bridge_argv, mode) as c:
+            r = await c.call_tool("demo_big", {"kib": 10 * 1024})
+            text = r.content[0].text  # type: ignore[union-attr]
+            lines = 10 * 1024 * 1024 // 65  # demo_big writes whole 65-byte lines
+            assert not r.is_error and len(text) == lines * 65 > 8 * 1024 * 1024
+            assert text.count("\n") == lines
+
+
+async def test_batch_under_2025_03_26(demo: Responders, bridge_argv: list[str]) -> None:
+    """A JSON-RPC batch is answered as an array under 2025-03-26, each request passing the normal checks."""
+    import asyncio
+    import subprocess
+
+    from .conftest import MCP_NATS, child_env
+
+    proc = await asyncio.create_subprocess_exec(
+        MCP_NATS, *bridge_argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=child_env(), limit=1 << 24
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    try:
+        with anyio.fail_after(30):
+            init = {"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {"protocolVersion": "2025-03-26", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}
+            proc.stdin.write(msgspec.json.encode(init) + b"\n")
+            assert msgspec.json.decode(await proc.stdout.readline())["result"]["protocolVersion"] == "2025-03-26"
+            batch = [
+                {"jsonrpc": "2.0", "id": 1, "method": "ping"},
+                {"jsonrpc": "2.0", "method": "notifications/initialized"},
+                {"jsonrpc": "2.0", "id": "two", "method": "tools/call", "params": {"name": "demo_add", "arguments": {"a": 1, "b": 2}}},
+                {"jsonrpc": "2.0", "id": 3, "method": "no/such"},
+            ]
+            proc.stdin.write(msgspec.json.encode(batch) + b"\n")
+            replies = msgspec.json.decode(await proc.stdout.readline())
+            by_id = {r["id"]: r for r in replies}
+            assert set(by_id) == {1, "two", 3}
+            assert by_id[1]["result"] == {} and by_id["two"]["result"]["structuredContent"]["sum"] == 3
+            assert by_id[3]["error"]["code"] == -32601
+    finally:
+        proc.stdin.close()
+        await proc.wait()
