@@ -19,7 +19,17 @@ from typing import Final
 import msgspec
 from msgspec import UNSET, Raw
 
-from bus import CLAIM_CHECK, Bus, ClaimCheckFailed, DeadlineExceeded, NoResponders, NotConnected, PayloadTooLarge, ResponderLost, take_result
+from bus import (
+    CLAIM_CHECK,
+    Bus,
+    ClaimCheckFailed,
+    DeadlineExceeded,
+    NoResponders,
+    NotConnected,
+    PayloadTooLarge,
+    ResponderLost,
+    take_result,
+)
 from schemas import bus as h
 from schemas.config import BridgeSettings
 from schemas.jsonrpc import INTERNAL_ERROR, ErrorObject

@@ -20,7 +20,17 @@ from typing import Any, Final
 import msgspec
 from msgspec import UNSET, Raw, Struct, UnsetType, field
 
-from bus import CLAIM_CHECK, Bus, BusError, EndpointCounters, MicroEndpoint, MicroService, PayloadTooLarge, Request, put_result
+from bus import (
+    CLAIM_CHECK,
+    Bus,
+    BusError,
+    EndpointCounters,
+    MicroEndpoint,
+    MicroService,
+    PayloadTooLarge,
+    Request,
+    put_result,
+)
 from bus.errors import DEADLINE, PAYLOAD_TOO_LARGE
 from schemas import bus as h
 from schemas.bus import Capabilities, ServiceDescription
