@@ -69,11 +69,14 @@ class Upstream:
                 ) as bus:
                     delay = 0.25
                     self.bus = bus
-                    self.discovery = Discovery(bus, self._settings.bridge, self._changed, self._listener.list_changed)
+                    self.discovery = Discovery(
+                        bus, self._settings.bridge, self._changed, self._listener.list_changed, self._new_instances
+                    )
                     self.prompts = Prompts(bus, self.discovery, self._settings.bridge)
                     subs = [
                         await bus.subscribe(bus.subjects.all_events("resource_updated"), self._on_resource_updated),
                         await bus.subscribe(bus.subjects.all_events("list_changed"), self._on_list_changed),
+                        await bus.subscribe(f"{bus.subjects.root}.bridges.status", self._on_status),
                     ]
                     self.caller = Caller(bus, self._settings.bridge, self._client, self.discovery.has_instances)
                     self.resources = Resources(bus, self.discovery, min(30.0, self._settings.bridge.call_timeout))
@@ -107,6 +110,23 @@ class Upstream:
     def _changed(self, catalog: Catalog) -> None:
         if self._ready.is_set():  # the first catalog is not a change the client has to hear about
             self._listener.list_changed("tools")
+
+    def _new_instances(self, svc: str) -> None:
+        if self.caller is not None:
+            self.caller.breakers.get(svc).instances_appeared()
+
+    async def _on_status(self, msg: Any) -> None:
+        """`<root>.bridges.status`: every bridge says who it is and how its circuits stand (for `mcp-nats status`)."""
+        if not msg.reply or self.bus is None:
+            return
+        body = {
+            "bridge": self.ident,
+            "client": self._client,
+            "circuits": self.caller.breakers.snapshot() if self.caller is not None else {},
+            "calls_in_flight": self.bus.inbox.outstanding,
+        }
+        with contextlib.suppress(Exception):
+            await self.bus.publish(msg.reply, msgspec.json.encode(body))
 
     async def _on_resource_updated(self, msg: Any) -> None:
         try:

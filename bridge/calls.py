@@ -30,11 +30,13 @@ from bus import (
     ResponderLost,
     take_result,
 )
+from bus.errors import OVERLOADED
 from schemas import bus as h
 from schemas.config import BridgeSettings
 from schemas.jsonrpc import INTERNAL_ERROR, ErrorObject
 from schemas.mcp import CallToolParams
 
+from .breaker import Breakers
 from .catalog import Entry
 from .errors import BusUnavailable, CallTimeout, OutcomeUnknown, RemoteError, RequestTooLarge, ServiceDown
 
@@ -56,6 +58,7 @@ class Caller:
         self._has_instances = has_instances
         self._seq = 0
         self._prefix = bus.ident
+        self.breakers = Breakers(settings.breaker_threshold, settings.breaker_cooldown)
 
     def new_call_id(self) -> str:
         self._seq += 1
@@ -90,6 +93,35 @@ class Caller:
         }
         if extra_headers:
             headers.update(extra_headers)
+        breaker = self.breakers.get(svc)
+        breaker.before_call()
+        try:
+            result = await self._with_retries(entry, subject, body, headers, deadline, notify, call_id, seconds)
+        except (ServiceDown, OutcomeUnknown, CallTimeout):
+            breaker.failure()
+            raise
+        except RemoteError as exc:
+            breaker.failure() if exc.code == OVERLOADED else breaker.success()  # an error answer is still an answer
+            raise
+        except BaseException:
+            breaker.probing = False  # cancelled or unexpected: not evidence either way
+            raise
+        breaker.success()
+        return result
+
+    async def _with_retries(
+        self,
+        entry: Entry,
+        subject: str,
+        body: bytes,
+        headers: dict[str, str],
+        deadline: float,
+        notify: Callable[[bytes], None],
+        call_id: str,
+        seconds: float,
+    ) -> Raw:
+        s = self._settings
+        svc = entry.service
         retry_safe = entry.retry_safe
         attempts = 0
         lost = 0

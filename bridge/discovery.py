@@ -46,11 +46,13 @@ class Discovery:
         settings: BridgeSettings,
         on_change: Callable[[Catalog], None],
         on_list_changed: Callable[[str], None] | None = None,
+        on_new_instances: Callable[[str], None] | None = None,
     ) -> None:
         self._bus = bus
         self._settings = settings
         self._on_change = on_change
         self._on_list_changed = on_list_changed or (lambda kind: None)
+        self._on_new_instances = on_new_instances or (lambda svc: None)
         self.prompts: dict[str, list[msgspec.Raw]] = {}
         self.catalog = Catalog({}, settings.tool_separator, settings.max_tool_name)
         self.instances: dict[str, set[str]] = {}
@@ -133,6 +135,8 @@ class Discovery:
         changed = False
         changed_kinds: set[str] = set()
         for svc, ids in found.items():
+            if ids - self.instances.get(svc, set()):
+                self._on_new_instances(svc)
             if ids != self.instances.get(svc) or svc not in self._tools:
                 desc = await self._describe(svc)
                 if desc is None:

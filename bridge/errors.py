@@ -4,6 +4,7 @@
      ├── ServiceDown            no responder is running for the service
      ├── CallTimeout            the call's deadline passed
      ├── OutcomeUnknown         the instance died mid-call and the tool is not safe to retry
+     ├── CircuitOpen            the service kept failing; calls fail fast until a probe succeeds
      ├── BusUnavailable         NATS cannot be reached
      ├── RequestTooLarge        the arguments exceed the bus's max_payload
      ├── RemoteError            the responder answered with a JSON-RPC error (passed through)
@@ -63,6 +64,17 @@ class OutcomeUnknown(BridgeError):
             f"the instance running {tool} stopped answering for {seconds:.3g} s; the outcome is unknown and the "
             "call was not retried because the tool is not idempotent; check the result before calling again"
         )
+
+
+class CircuitOpen(BridgeError):
+    """Raised while a service's circuit breaker is open: calls fail fast instead of piling onto it."""
+
+    code = be.CIRCUIT_OPEN
+
+    def __init__(self, svc: str, retry_in: float) -> None:
+        when = f"retry in {retry_in:.1f} s" if retry_in > 0 else "a probe call is already testing it"
+        super().__init__(f"'{svc}' has been failing, so calls to it are paused (circuit open); {when}")
+        self.service = svc
 
 
 class BusUnavailable(BridgeError):

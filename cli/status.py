@@ -17,10 +17,11 @@ from schemas.config import Settings
 from .config import resolve_url
 
 
-async def collect(settings: Settings, url: str) -> list[dict[str, Any]]:
-    """Every STATS reply of an MCP service under our subject root."""
+async def collect(settings: Settings, url: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Every STATS reply of an MCP service under our subject root, and every bridge's circuits."""
     async with connect(settings.nats, name="mcp-nats status", ident=f"status-{os.getpid()}", url=url) as bus:
         replies = await bus.scatter("$SRV.STATS", idle=0.3, limit=3.0)
+        bridges = [msgspec.json.decode(m.data) for m in await bus.scatter(f"{settings.nats.root}.bridges.status", idle=0.3, limit=2.0)]
     out = []
     for r in replies:
         try:
@@ -29,7 +30,7 @@ async def collect(settings: Settings, url: str) -> list[dict[str, Any]]:
             continue
         if isinstance(stats, dict) and (stats.get("metadata") or {}).get(h.META_ROOT) == settings.nats.root:
             out.append(stats)
-    return out
+    return out, bridges
 
 
 def table(stats: list[dict[str, Any]]) -> list[list[str]]:
@@ -62,19 +63,30 @@ def status_command(args: argparse.Namespace, settings: Settings) -> int:
 
     url = resolve_url(settings)
     try:
-        stats = asyncio.run(collect(settings, url))
+        stats, bridges = asyncio.run(collect(settings, url))
     except NotConnected as exc:
         sys.stderr.write(f"{exc}\n")
         return 1
     if args.json:
-        for s in stats:
+        for s in [*stats, *bridges]:
             sys.stdout.write(msgspec.json.encode(s).decode() + "\n")
         return 0
     if not stats:
         sys.stdout.write(f"no MCP services are running under subject root {settings.nats.root!r} at {url}\n")
         return 0
-    rows = table(stats)
+    _print(table(stats))
+    circuits = [
+        [b.get("bridge", "?"), b.get("client", ""), svc, str(c.get("state")), str(c.get("failures")), str(c.get("trips"))]
+        for b in bridges
+        for svc, c in sorted((b.get("circuits") or {}).items())
+    ]
+    if circuits:
+        sys.stdout.write("\n")
+        _print([["BRIDGE", "CLIENT", "SERVICE", "CIRCUIT", "FAILURES", "TRIPS"], *circuits])
+    return 0
+
+
+def _print(rows: list[list[str]]) -> None:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
         sys.stdout.write("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() + "\n")
-    return 0

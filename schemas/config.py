@@ -6,13 +6,17 @@ against the constraints below, and the error names the offending key.
 
 from __future__ import annotations
 
-from typing import Annotated, Final
+from typing import Annotated, Final, Literal
 
 from msgspec import Meta, Struct, field
 
 Positive = Annotated[float, Meta(gt=0)]
 PositiveInt = Annotated[int, Meta(gt=0)]
 Token = Annotated[str, Meta(pattern=r"^[A-Za-z0-9_-]+$", max_length=32)]
+StreamName = Annotated[str, Meta(pattern=r"^([A-Za-z0-9_-]{1,64})?$")]
+Replicas = Annotated[int, Meta(ge=1, le=5)]
+NonNegative = Annotated[float, Meta(ge=0)]
+Bytes = Annotated[int, Meta(ge=-1)]
 
 DEFAULT_URL: Final = "nats://127.0.0.1:4222"
 
@@ -48,6 +52,10 @@ class BridgeSettings(Struct, kw_only=True, frozen=True, forbid_unknown_fields=Tr
     max_line_bytes: PositiveInt = 16 * 1024 * 1024
     """Longest stdin line accepted (Claude Code's own cap is 16 MiB)."""
     max_retries: Annotated[int, Meta(ge=0, le=10)] = 2
+    breaker_threshold: Annotated[int, Meta(ge=1, le=1000)] = 5
+    """Consecutive bus failures (no responder, silent instance, deadline, overload) that open a service's circuit."""
+    breaker_cooldown: Positive = 5.0
+    """Seconds a circuit stays open before one probe call is let through."""
     page_size: Annotated[int, Meta(ge=1, le=1000)] = 100
     """Items per page of tools/list, resources/list, resources/templates/list and prompts/list."""
 
@@ -69,6 +77,62 @@ class FsSettings(Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
     max_read_bytes: PositiveInt = 1024 * 1024
 
 
+# -- JetStream: audit log, events, memory (issue #5) -------------------------------------------
+
+DAY: Final = 24 * 3600
+DEFAULT_REDACT: Final = ("password", "passwd", "secret", "token", "api_key", "apikey", "authorization", "credentials", "private_key")
+
+
+class AuditSettings(Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    enabled: bool = True
+    """One record per tool call in the audit stream. Off: no records at all (and no spool)."""
+    stream: StreamName = ""
+    """Stream name. Empty: MCP_AUDIT for the root `mcp`, MCP_AUDIT_<root> for any other root."""
+    max_age: NonNegative = 90.0 * DAY
+    """Seconds a record is kept (0: for ever)."""
+    max_bytes: Bytes = 1024**3
+    """Bytes the stream may hold (-1: no limit)."""
+    discard: Literal["old", "new"] = "old"
+    """At a limit: "old" removes the oldest records; "new" refuses new ones (they wait in the spool)."""
+    replicas: Replicas = 1
+    """Stream replicas; must not exceed the cluster size (1 on a single server)."""
+    duplicate_window: Positive = 120.0
+    """Seconds in which a record with the same call id (`Nats-Msg-Id`) is stored only once."""
+    arguments: Literal["digest", "redacted"] = "digest"
+    """"digest": only the SHA-256 of the raw arguments. "redacted": also the arguments, with the values
+    of the names in `redact` replaced (at any depth)."""
+    redact: list[str] = field(default_factory=lambda: list(DEFAULT_REDACT))
+    """Argument names (case-insensitive) whose values never appear in a record."""
+    max_argument_bytes: PositiveInt = 4096
+    """Redacted arguments larger than this (encoded) are left out of the record; the digest stays."""
+    ack_timeout: Positive = 5.0
+    """Seconds to wait for JetStream's acknowledgement before a record goes to the spool."""
+    retry_interval: Positive = 1.0
+    """Seconds between attempts to replay the spool while JetStream is unavailable."""
+    spool_dir: str = ""
+    """Where unacknowledged records wait. Empty: <state_dir>/audit-spool."""
+    spool_max_bytes: PositiveInt = 256 * 1024**2
+    """Per-instance spool bound; beyond it a record is dropped, counted and logged as an error."""
+
+
+class EventsSettings(Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    stream: StreamName = ""
+    """Stream name. Empty: MCP_EVENTS for the root `mcp`, MCP_EVENTS_<root> for any other root."""
+    max_age: NonNegative = 7.0 * DAY
+    """Seconds an event is kept (0: for ever)."""
+    max_bytes: Bytes = 256 * 1024**2
+    """Bytes the stream may hold (-1: no limit); the oldest events go first."""
+    replicas: Replicas = 1
+
+
+class MemorySettings(Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    bucket: StreamName = ""
+    """JetStream KV bucket of the knowledge graph. Empty: <root>-memory."""
+    replicas: Replicas = 1
+    max_retries: Annotated[int, Meta(ge=1, le=10000)] = 200
+    """Compare-and-set attempts per key before an update gives up (only under extreme contention)."""
+
+
 class Settings(Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
     state_dir: str = ""
     """Where `up` keeps the server's data and the URL in use. Empty: $XDG_STATE_HOME/mcp-nats."""
@@ -76,3 +140,6 @@ class Settings(Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
     bridge: BridgeSettings = field(default_factory=BridgeSettings)
     responder: ResponderSettings = field(default_factory=ResponderSettings)
     fs: FsSettings = field(default_factory=FsSettings)
+    audit: AuditSettings = field(default_factory=AuditSettings)
+    events: EventsSettings = field(default_factory=EventsSettings)
+    memory: MemorySettings = field(default_factory=MemorySettings)
