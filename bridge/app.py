@@ -105,7 +105,7 @@ class Upstream:
 
     async def _reconnected(self) -> None:
         if self.discovery is not None:
-            self.discovery.poke()
+            self.discovery.reconnected()
 
     def _changed(self, catalog: Catalog) -> None:
         if self._ready.is_set():  # the first catalog is not a change the client has to hear about

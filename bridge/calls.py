@@ -44,7 +44,8 @@ log = logging.getLogger(__name__)
 
 _encoder: Final = msgspec.json.Encoder()
 _error_decoder: Final = msgspec.json.Decoder(ErrorObject)
-_NO_RESPONDER_BACKOFF: Final = (0.05, 0.15, 0.3)
+# Waits between retries when nobody received a call but discovery knows instances (restarts, reconnects).
+_NO_RESPONDER_BACKOFF: Final = (0.05, 0.15, 0.3, 0.5, 1.0, 1.0)
 _MAX_RESULT: Final = 64 * 1024 * 1024  # claim-checked results larger than this are refused, not truncated
 
 

@@ -62,6 +62,7 @@ class Discovery:
         """Exposed tool name -> service, for tools whose service has no instance any more."""
         self.templates: dict[str, list[msgspec.Raw]] = {}
         self._leaving: dict[str, float] = {}
+        self._grace_until = 0.0
         self._poke = asyncio.Event()
         self._swept = asyncio.Condition()
         self._sweeps = 0
@@ -81,6 +82,11 @@ class Discovery:
             except TimeoutError:
                 log.warning("discovery sweep did not finish within %.1f s", timeout)
         return self.catalog
+
+    def reconnected(self, grace: float = 3.0) -> None:
+        """After a reconnect, responders may not be back yet: for `grace` seconds, sweeps add but never remove."""
+        self._grace_until = time.monotonic() + grace
+        self.poke()
 
     def has_instances(self, svc: str) -> bool:
         return bool(self.instances.get(svc))
@@ -118,6 +124,8 @@ class Discovery:
         self.poke()
 
     async def _sweep(self) -> None:
+        if not self._bus.connected:
+            return  # an outage is not the services' absence: keep what we know until we can look again
         root = self._bus.subjects.root
         now = time.monotonic()
         self._leaving = {k: v for k, v in self._leaving.items() if v > now}
@@ -132,6 +140,9 @@ class Discovery:
             svc = ping.metadata.get(h.META_SERVICE, "")
             if svc and "_" not in svc:
                 found.setdefault(svc, set()).add(ping.id)
+        if now < self._grace_until:
+            for svc, ids in self.instances.items():
+                found.setdefault(svc, set()).update(i for i in ids if i not in self._leaving)
         changed = False
         changed_kinds: set[str] = set()
         for svc, ids in found.items():
