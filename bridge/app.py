@@ -42,9 +42,10 @@ _FIRST_CATALOG_WAIT = 5.0
 class Upstream:
     """The bus side: connects (and keeps trying), runs discovery, forwards calls."""
 
-    def __init__(self, settings: Settings, url: str, listener: Listener) -> None:
+    def __init__(self, settings: Settings, url: str | Callable[[], str], listener: Listener) -> None:
         self._settings = settings
-        self.url = url
+        self._url = url if callable(url) else (lambda: url)
+        self.url = self._url()
         self._listener = listener
         self.ident = "bridge-" + secrets.token_hex(6)
         self.bus: Bus | None = None
@@ -59,6 +60,11 @@ class Upstream:
         """Connect (retrying with backoff) and run discovery until cancelled."""
         delay = 0.25
         while True:
+            self.url = self._url()  # re-read each time: `mcp-nats up` may have (re)started since
+            if not self.url:  # a server is being started for us and has not said where yet
+                self._ready.set()
+                await asyncio.sleep(0.2)
+                continue
             try:
                 async with connect(
                     self._settings.nats,
@@ -244,7 +250,7 @@ class _Deferred:
         self._get().resource_updated(uri)
 
 
-async def run_bridge(settings: Settings, url: str) -> None:
+async def run_bridge(settings: Settings, url: str | Callable[[], str]) -> None:
     """Serve one MCP client on stdin/stdout until stdin closes (or SIGTERM/SIGINT)."""
     t0 = time.monotonic()
     proto_fd = claim_stdout()

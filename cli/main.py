@@ -7,7 +7,7 @@ import asyncio
 import logging
 import os
 import sys
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from .config import ConfigError, load_settings, resolve_url
@@ -79,6 +79,12 @@ def build_parser() -> argparse.ArgumentParser:
     _common(bridge)
     bridge.add_argument("--call-timeout", type=float, help="seconds a tools/call may take before it fails (default: 120)")
     bridge.add_argument("--client-name", help="identity recorded for calls (default: the OS user name)")
+    bridge.add_argument(
+        "--autostart",
+        action="store_true",
+        help="if no suitable NATS server answers, start `mcp-nats up` in the background (server + fs rooted at "
+        "$CLAUDE_PROJECT_DIR or the current directory), so `claude mcp add` is the only set-up step",
+    )
     status = sub.add_parser(
         "status",
         help="services, instances and per-tool calls, errors and mean latency (from $SRV.STATS)",
@@ -121,7 +127,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "bridge":
             from bridge import run_bridge
 
-            _run(run_bridge(settings, resolve_url(settings)))
+            url: Callable[[], str] = lambda: resolve_url(settings)  # noqa: E731
+            if args.autostart:
+                from .autostart import ensure_server, recorded_url
+
+                if ensure_server(settings):
+                    url = lambda: recorded_url(settings)  # noqa: E731
+            _run(run_bridge(settings, url))
             return 0
         if args.command == "serve":
             from .serve import serve_command
