@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Final
 
 import msgspec
-from msgspec import UNSET, Raw
+from msgspec import Raw
 
 from bus import (
     CLAIM_CHECK,
@@ -38,7 +38,15 @@ from schemas.mcp import CallToolParams
 
 from .breaker import Breakers
 from .catalog import Entry
-from .errors import BusUnavailable, CallTimeout, OutcomeUnknown, RemoteError, RequestTooLarge, ServiceDown
+from .errors import (
+    BusUnavailable,
+    CallTimeout,
+    OutcomeUnknown,
+    RemoteError,
+    RequestTooLarge,
+    ServiceDown,
+    reply_error,
+)
 
 log = logging.getLogger(__name__)
 
@@ -170,9 +178,9 @@ class Caller:
                     if frame.data[:1] == b"{":
                         notify(frame.data)
                     continue
-                err = frame.error
+                err = reply_error(frame.headers, frame.data)
                 if err is not None:
-                    raise _remote_error(err, frame.data)
+                    raise err
                 claim = frame.headers.get(CLAIM_CHECK)
                 data = await take_result(self._bus, claim, _MAX_RESULT) if claim else frame.data
                 if data[:1] != b"{":
@@ -184,12 +192,3 @@ class Caller:
             await self._bus.publish(self._bus.subjects.cancel(svc), _encoder.encode({"callId": call_id}))
         except Exception:  # best effort: the deadline header stops the work anyway
             log.debug("cancel publish failed", exc_info=True)
-
-
-def _remote_error(err: tuple[int, str], body: bytes) -> RemoteError:
-    code, sentence = err
-    try:
-        obj = _error_decoder.decode(body)
-        return RemoteError(obj.code, obj.message, None if obj.data is UNSET else obj.data)
-    except (msgspec.DecodeError, msgspec.ValidationError):
-        return RemoteError(code, sentence or "the responder reported an error")

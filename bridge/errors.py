@@ -19,11 +19,16 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import msgspec
+from msgspec import UNSET
+
 from bus import errors as be
-from schemas.jsonrpc import INTERNAL_ERROR, INVALID_PARAMS, METHOD_NOT_FOUND
+from schemas.bus import SERVICE_ERROR, SERVICE_ERROR_CODE
+from schemas.jsonrpc import INTERNAL_ERROR, INVALID_PARAMS, METHOD_NOT_FOUND, ErrorObject
 from schemas.mcp import HANDSHAKE_VERSIONS, MODERN_VERSIONS, UNSUPPORTED_PROTOCOL_VERSION
 
 log = logging.getLogger(__name__)
+_error_decoder = msgspec.json.Decoder(ErrorObject)
 
 
 class BridgeError(Exception):
@@ -127,6 +132,21 @@ class UnsupportedVersion(BridgeError):
     def __init__(self, requested: str) -> None:
         super().__init__("Unsupported protocol version")
         self.data = {"supported": [*MODERN_VERSIONS, *reversed(HANDSHAKE_VERSIONS)], "requested": requested}
+
+
+def reply_error(headers: dict[str, str] | None, body: bytes) -> RemoteError | None:
+    """The responder's error in a final reply (ADR-32 headers, JSON-RPC error body), or None for a result."""
+    if not headers or SERVICE_ERROR_CODE not in headers:
+        return None
+    try:
+        obj = _error_decoder.decode(body)
+        return RemoteError(obj.code, obj.message, None if obj.data is UNSET else obj.data)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        try:
+            code = int(headers[SERVICE_ERROR_CODE])
+        except ValueError:
+            code = INTERNAL_ERROR
+        return RemoteError(code, headers.get(SERVICE_ERROR) or "the responder reported an error")
 
 
 def to_error(exc: BaseException) -> tuple[int, str, Any]:

@@ -15,14 +15,12 @@ from msgspec import Raw
 from bus import Bus, BusError, tool_token
 from schemas import bus as h
 from schemas.config import BridgeSettings
-from schemas.jsonrpc import ErrorObject
 
 from .catalog import exposed_name
 from .discovery import Discovery
-from .errors import InvalidParams, RemoteError, ServiceDown
+from .errors import InvalidParams, RemoteError, ServiceDown, reply_error
 
 _encoder: Final = msgspec.json.Encoder()
-_error_decoder: Final = msgspec.json.Decoder(ErrorObject)
 
 
 class _Named(msgspec.Struct):
@@ -101,11 +99,7 @@ class Prompts:
             if exc.code == -31001:
                 raise ServiceDown(svc) from None
             raise RemoteError(exc.code, str(exc)) from None
-        hdrs = reply.headers or {}
-        if h.SERVICE_ERROR_CODE in hdrs:
-            try:
-                err = _error_decoder.decode(reply.data)
-            except (msgspec.DecodeError, msgspec.ValidationError):
-                err = ErrorObject(code=int(hdrs[h.SERVICE_ERROR_CODE]), message=hdrs.get(h.SERVICE_ERROR, "error"))
-            raise RemoteError(err.code, err.message)
+        err = reply_error(reply.headers, reply.data)
+        if err is not None:
+            raise err
         return Raw(reply.data)

@@ -19,12 +19,12 @@ from msgspec import Raw
 
 from bus import Bus, BusError, NoResponders
 from schemas import bus as h
-from schemas.jsonrpc import INVALID_PARAMS, ErrorObject
+from schemas.jsonrpc import INVALID_PARAMS
 from schemas.mcp import RESOURCE_NOT_FOUND_LEGACY
 from schemas.uritemplate import compile_template, match
 
 from .discovery import Discovery
-from .errors import RemoteError
+from .errors import RemoteError, reply_error
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,6 @@ class _Template(msgspec.Struct):
 
 _list_decoder: Final = msgspec.json.Decoder(_List)
 _template_decoder: Final = msgspec.json.Decoder(_Template)
-_error_decoder: Final = msgspec.json.Decoder(ErrorObject)
 _NOT_FOUND: Final = (RESOURCE_NOT_FOUND_LEGACY, INVALID_PARAMS)
 
 
@@ -95,15 +94,11 @@ class Resources:
                 continue
             except BusError as exc:
                 raise RemoteError(exc.code, str(exc)) from None
-            hdrs = reply.headers or {}
-            if h.SERVICE_ERROR_CODE in hdrs:
-                try:
-                    err = _error_decoder.decode(reply.data)
-                except (msgspec.DecodeError, msgspec.ValidationError):
-                    err = ErrorObject(code=int(hdrs[h.SERVICE_ERROR_CODE]), message=hdrs.get(h.SERVICE_ERROR, "error"))
-                if err.code in _NOT_FOUND and err.message.startswith("Resource not found"):
-                    continue
-                raise RemoteError(err.code, err.message)
-            return Raw(reply.data)
+            err = reply_error(reply.headers, reply.data)
+            if err is None:
+                return Raw(reply.data)
+            if err.code in _NOT_FOUND and str(err).startswith("Resource not found"):
+                continue
+            raise err
         code = INVALID_PARAMS if modern else RESOURCE_NOT_FOUND_LEGACY
         raise RemoteError(code, f"Resource not found: {uri}", {"uri": uri})

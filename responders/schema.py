@@ -8,6 +8,7 @@ Parameter names are the wire names (the reference servers' camelCase where they 
 from __future__ import annotations
 
 import inspect
+import types
 import typing
 from collections.abc import Callable
 from typing import Any
@@ -29,7 +30,8 @@ class Signature:
             if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
                 raise TypeError(f"tool {tool_name}: *args/**kwargs cannot be described by a schema")
             ann = hints.get(p.name, Any)
-            if ann is Context:
+            if ann is Context or (typing.get_origin(ann) in (typing.Union, types.UnionType) and Context in typing.get_args(ann)):
+                # `ctx: Context` or `ctx: Context | None = None` (handy for direct unit tests)
                 self.context_param = p.name
                 continue
             self.params.append(p.name)

@@ -29,6 +29,15 @@ def shown(path: str) -> str:
     return repr(path if len(path) <= 200 else path[:200] + "…")
 
 
+def printable(name: str) -> str:
+    """A file name as valid UTF-8 text: bytes that are not UTF-8 (surrogate-escaped by the OS layer) shown as \\xNN."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return os.fsencode(name).decode("utf-8", "backslashreplace")
+    return name
+
+
 @dataclass(frozen=True)
 class Root:
     path: str
@@ -86,8 +95,15 @@ class Roots:
                 best = r
         return best
 
-    def resolve(self, path: str, *, write: bool = False, must_exist: bool = True) -> Path:
-        """The real path for `path`, or PathRefused. `must_exist=False` allows a new file in an existing directory."""
+    def inside(self, real: str) -> bool:
+        """True when the real (symlink-free) path `real` lies in some root."""
+        return self._root_of(real) is not None
+
+    def is_root(self, real: str) -> bool:
+        return any(real == r.path for r in self.roots)
+
+    def candidate(self, path: str) -> str:
+        """The absolute, normalised form of `path`, or PathRefused when it is malformed or lexically outside."""
         if not isinstance(path, str) or not path:
             raise PathRefused(str(path), "is empty")
         if "\x00" in path:
@@ -99,6 +115,11 @@ class Roots:
             candidate = self._relative(expanded)
         if not any(r.contains(candidate) for r in self.roots):
             raise PathRefused(path, "is outside the allowed directories")
+        return candidate
+
+    def resolve(self, path: str, *, write: bool = False, must_exist: bool = True) -> Path:
+        """The real path for `path`, or PathRefused. `must_exist=False` allows a new file in an existing directory."""
+        candidate = self.candidate(path)
         try:
             real = os.path.realpath(candidate, strict=True)
             exists = True
@@ -114,22 +135,69 @@ class Roots:
         else:
             if must_exist:
                 raise ToolError(f"no such file or directory: {shown(path)}")
-            parent = os.path.dirname(candidate)
-            try:
-                real_parent = os.path.realpath(parent, strict=True)
-            except FileNotFoundError:
-                raise ToolError(f"parent directory does not exist: {shown(parent)}") from None
-            except OSError as exc:
-                raise PathRefused(path, f"cannot be resolved: {exc.strerror or exc}") from None
-            root = self._root_of(real_parent)
-            if root is None:
-                raise PathRefused(path, "has a parent that resolves outside the allowed directories")
+            real_parent, root = self._real_parent(path, candidate)
             if os.path.islink(candidate):  # a dangling symlink: never create through it
                 raise PathRefused(path, "is a symlink whose target does not exist")
             real = os.path.join(real_parent, os.path.basename(candidate))
         if write and not root.writable:
             raise PathRefused(path, f"is in the read-only root {root.given!r}")
         return Path(real)
+
+    def resolve_entry(self, path: str, *, write: bool = True) -> Path:
+        """The directory entry `path` names, itself: its parent resolved, its last component not followed.
+
+        For tools that act on the entry (move, delete): a symlink is moved or deleted, never its target.
+        Refuses a root itself and a directory that contains a root (so a read-only root nested in a
+        read-write one cannot be removed through its parent).
+        """
+        candidate = self.candidate(path)
+        if any(candidate in (r.path, r.given) for r in self.roots):
+            raise PathRefused(path, "is an allowed directory itself")
+        real_parent, root = self._real_parent(path, candidate)
+        entry = os.path.join(real_parent, os.path.basename(candidate))
+        if self.is_root(entry):
+            raise PathRefused(path, "is an allowed directory itself")
+        if not os.path.lexists(entry):
+            raise ToolError(f"no such file or directory: {shown(path)}")
+        for r in self.roots:
+            if _within(r.path, entry) and not os.path.islink(entry):
+                raise PathRefused(path, f"contains the allowed directory {r.given!r}")
+        if write and not root.writable:
+            raise PathRefused(path, f"is in the read-only root {root.given!r}")
+        return Path(entry)
+
+    def resolve_new_dirs(self, path: str) -> tuple[Path, list[str]]:
+        """For `mkdir -p`: the deepest existing directory (real, writable) and the components to create under it."""
+        candidate = self.candidate(path)
+        missing: list[str] = []
+        existing = candidate
+        try:
+            while not os.path.lexists(existing):
+                existing, name = os.path.split(existing)
+                missing.append(name)
+        except OSError as exc:
+            raise PathRefused(path, f"cannot be resolved: {exc.strerror or exc}") from None
+        missing.reverse()
+        if any(len(os.fsencode(m)) > 255 for m in missing):
+            raise PathRefused(path, "cannot be resolved: File name too long")
+        real = self.resolve(existing, write=True)
+        if not real.is_dir():
+            raise ToolError(f"{shown(existing)} exists and is not a directory")
+        return real, missing
+
+    def _real_parent(self, path: str, candidate: str) -> tuple[str, Root]:
+        """The real parent directory of `candidate` and its root; refuses a parent outside the roots."""
+        parent = os.path.dirname(candidate)
+        try:
+            real_parent = os.path.realpath(parent, strict=True)
+        except FileNotFoundError:
+            raise ToolError(f"parent directory does not exist: {shown(parent)}") from None
+        except OSError as exc:
+            raise PathRefused(path, f"cannot be resolved: {exc.strerror or exc}") from None
+        root = self._root_of(real_parent)
+        if root is None:
+            raise PathRefused(path, "has a parent that resolves outside the allowed directories")
+        return real_parent, root
 
     def _relative(self, rel: str) -> str:
         """A relative path is taken against the first root where it exists, else the first root."""

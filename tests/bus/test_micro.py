@@ -26,7 +26,11 @@ from ..conftest import Responders
 pytestmark = pytest.mark.anyio
 
 SCHEMAS = Path(__file__).parent.parent / "data" / "adr32"
-FS_TOOLS = {"read_text_file", "list_directory", "get_file_info", "list_allowed_directories", "write_file"}
+FS_TOOLS = {
+    "read_text_file", "read_media_file", "read_multiple_files", "write_file", "edit_file", "create_directory",
+    "list_directory", "list_directory_with_sizes", "directory_tree", "move_file", "search_files", "grep_files",
+    "get_file_info", "list_allowed_directories", "copy_file", "delete_file",
+}
 VERBS = {"PING": "ping", "INFO": "info", "STATS": "stats"}
 
 

@@ -185,7 +185,7 @@ def test_url_resolution_prefers_setting_then_recorded_then_default(tmp_path: Pat
 OPTIONS = {
     "up": ["--config", "--url", "--subject-root", "--log-level", "--port", "--root", "--fs-root", "--state-dir"],
     "serve": ["--config", "--url", "--subject-root", "--log-level", "--instances", "--root", "--fs-root", "--max-concurrency"],
-    "bridge": ["--config", "--url", "--subject-root", "--log-level", "--call-timeout", "--client-name"],
+    "bridge": ["--config", "--url", "--subject-root", "--log-level", "--call-timeout", "--client-name", "--autostart"],
 }
 
 
