@@ -36,14 +36,16 @@ def build(settings: FsSettings) -> Service:
     def t(fn: Callable[..., object], **kw: Any) -> None:
         svc.tool(fn, description=" ".join((fn.__doc__ or "").split()), **kw)
 
-    t(fs.read_text_file, title="Read Text File", read_only=True, blocking=True)
+    # Bounded single-file operations (capped reads, stat, one directory) run on the event loop: a thread
+    # hop would cost more than the work on a local disk. Walks, content search and writes use threads.
+    t(fs.read_text_file, title="Read Text File", read_only=True, blocking=False)
     t(fs.read_media_file, title="Read Media File", read_only=True, blocking=True)
     t(fs.read_multiple_files, title="Read Multiple Files", read_only=True, blocking=True)
     if writable:
         t(fs.write_file, title="Write File", destructive=True, idempotent=True, blocking=True)
         t(fs.edit_file, title="Edit File", destructive=True, blocking=True)
         t(fs.create_directory, title="Create Directory", destructive=False, idempotent=True, blocking=True)
-    t(fs.list_directory, title="List Directory", read_only=True, blocking=True)
+    t(fs.list_directory, title="List Directory", read_only=True, blocking=False)
     t(fs.list_directory_with_sizes, title="List Directory with Sizes", read_only=True, blocking=True)
     t(fs.directory_tree, title="Directory Tree", read_only=True, blocking=True)
     if writable:
