@@ -10,7 +10,6 @@ is answered at once, locally, before any bus round trip (Claude Code gives its p
 from __future__ import annotations
 
 import asyncio
-import base64
 import logging
 import typing
 from collections.abc import Awaitable, Callable
@@ -29,7 +28,6 @@ from schemas.jsonrpc import (
     decode_message,
     encode_error,
     encode_notification,
-    encode_request,
     encode_result,
 )
 from schemas.mcp import (
@@ -48,7 +46,9 @@ from schemas.mcp import (
 )
 
 from .catalog import Catalog, InvalidCursor
-from .errors import InvalidParams, MethodNotFound, RemoteError, UnsupportedVersion, to_error
+from .errors import InvalidParams, MethodNotFound, UnsupportedVersion, to_error
+from .outgoing import Outgoing
+from .paging import page
 from .stdio import OVERLONG
 
 log = logging.getLogger(__name__)
@@ -84,7 +84,6 @@ _LOG_LEVELS: Final = frozenset(typing.get_args(LogLevel))
 _input_decoder: Final = msgspec.json.Decoder(InputRequiredResult)
 _MAX_INPUT_ROUNDS: Final = 8
 _LIST_FLAGS: Final = {"tools": "toolsListChanged", "resources": "resourcesListChanged", "prompts": "promptsListChanged"}
-_CLIENT_METHODS: Final = frozenset({"sampling/createMessage", "elicitation/create", "roots/list"})
 
 
 _read_decoder: Final = msgspec.json.Decoder(_ReadParams)
@@ -145,8 +144,7 @@ class Session:
         }
         self.log_level: str | None = None  # legacy: set by logging/setLevel
         self.subscriptions: set[str] = set()  # legacy: resources/subscribe
-        self._outgoing: dict[str, asyncio.Future[Raw]] = {}
-        self._next_out = 0
+        self._outgoing = Outgoing(write, settings.bridge.call_timeout)
 
     # -- input ------------------------------------------------------------------------------
 
@@ -169,7 +167,7 @@ class Session:
 
     def _dispatch(self, msg: Message, write: Callable[[bytes], None]) -> asyncio.Task[None] | None:
         if msg.method is UNSET:
-            self._response(msg)
+            self._outgoing.answer(msg)
             return None
         if msg.id is UNSET:
             self._notification(msg)
@@ -363,7 +361,7 @@ class Session:
             need = _input_decoder.decode(result)
             answers: dict[str, Any] = {}
             for key, request in need.inputRequests.items():
-                answers[key] = await self._ask_client(str(request.get("method")), request.get("params") or {})
+                answers[key] = await self._outgoing.ask(str(request.get("method")), request.get("params") or {})
             p = msgspec.structs.replace(p, inputResponses=Raw(_encoder.encode(answers)), requestState=need.requestState)
             result = bytes(await self._up.call_tool(p.name, p, protocol_version=version, notify=self._write, headers=headers))
         return result
@@ -384,32 +382,6 @@ class Session:
             if "\r" in v or "\n" in v:
                 raise InvalidParams("client capabilities must be one line of JSON")
         return headers
-
-    async def _ask_client(self, method: str, params: Any) -> Any:
-        """Send a server-to-client request (legacy era) and wait for the client's result."""
-        if method not in _CLIENT_METHODS:
-            raise InvalidParams(f"a service asked the client for {method!r}, which is not a client method")
-        self._next_out += 1
-        rid = f"mcp-nats-{self._next_out}"
-        fut: asyncio.Future[Raw] = asyncio.get_running_loop().create_future()
-        self._outgoing[rid] = fut
-        try:
-            self._write(encode_request(rid, method, Raw(_encoder.encode(params))))
-            raw = await asyncio.wait_for(fut, self._settings.bridge.call_timeout)
-        except TimeoutError:
-            raise InvalidParams(f"the client did not answer {method} in time") from None
-        finally:
-            self._outgoing.pop(rid, None)
-        return msgspec.json.decode(raw)
-
-    def _response(self, msg: Message) -> None:
-        fut = self._outgoing.get(str(msg.id)) if isinstance(msg.id, str) else None
-        if fut is None or fut.done():
-            return  # not ours, or too late
-        if msg.error is not UNSET:
-            fut.set_exception(RemoteError(msg.error.code, msg.error.message, None if msg.error.data is UNSET else msg.error.data))
-        else:
-            fut.set_result(msg.result if msg.result is not UNSET else Raw(b"{}"))
 
     async def _subscribe(self, msg: Message, meta: RequestMeta | None) -> bytes:
         self.subscriptions.add(self._uri(msg))
@@ -465,23 +437,7 @@ class Session:
         return None if p.cursor is UNSET else p.cursor
 
     def _page(self, key: bytes, items: list[Raw], cursor: str | None, meta: RequestMeta | None) -> bytes:
-        """One page of a merged list; the cursor is an opaque offset into it."""
-        start = 0
-        if cursor:
-            try:
-                start = int(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode().removeprefix("o:"))
-            except (ValueError, UnicodeDecodeError):
-                raise InvalidParams("invalid cursor: not one this server issued") from None
-            if not 0 <= start <= len(items):
-                raise InvalidParams("invalid cursor: out of range")
-        end = start + self._page_size
-        parts = [b'{"', key, b'":[', b",".join(bytes(i) for i in items[start:end]), b"]"]
-        if end < len(items):
-            parts.append(b',"nextCursor":' + _encoder.encode(base64.urlsafe_b64encode(f"o:{end}".encode()).decode().rstrip("=")))
-        if meta is not None:
-            parts.append(b',"resultType":"complete","ttlMs":0,"cacheScope":"private"')
-        parts.append(b"}")
-        return b"".join(parts)
+        return page(key, items, cursor, self._page_size, meta is not None)
 
     async def _resources_list(self, msg: Message, meta: RequestMeta | None) -> bytes:
         cursor = self._cursor(msg)
