@@ -63,6 +63,7 @@ class Discovery:
         self.templates: dict[str, list[msgspec.Raw]] = {}
         self._leaving: dict[str, float] = {}
         self._grace_until = 0.0
+        self._relist = False  # after a reconnect: re-read every service's lists (events were missed meanwhile)
         self._poke = asyncio.Event()
         self._swept = asyncio.Condition()
         self._sweeps = 0
@@ -84,8 +85,11 @@ class Discovery:
         return self.catalog
 
     def reconnected(self, grace: float = 3.0) -> None:
-        """After a reconnect, responders may not be back yet: for `grace` seconds, sweeps add but never remove."""
+        """After a reconnect, responders may not be back yet: for `grace` seconds, sweeps add but never remove.
+        The next sweep also re-reads every service's lists, even where the instances did not change: list
+        changes announced while we were away were missed, and the diff against what we knew finds them."""
         self._grace_until = time.monotonic() + grace
+        self._relist = True
         self.poke()
 
     def has_instances(self, svc: str) -> bool:
@@ -145,10 +149,13 @@ class Discovery:
                 found.setdefault(svc, set()).update(i for i in ids if i not in self._leaving)
         changed = False
         changed_kinds: set[str] = set()
+        relist = self._relist
+        if relist and any(d.capabilities.resources for d in self.descriptions.values()):
+            changed_kinds.add("resources")  # resources/list is read on demand, so missed changes cannot be diffed
         for svc, ids in found.items():
             if ids - self.instances.get(svc, set()):
                 self._on_new_instances(svc)
-            if ids != self.instances.get(svc) or svc not in self._tools:
+            if ids != self.instances.get(svc) or svc not in self._tools or relist:
                 desc = await self._describe(svc)
                 if desc is None:
                     continue
@@ -178,6 +185,7 @@ class Discovery:
                     changed_kinds.add("prompts")
                 changed = True
         self.instances = found
+        self._relist = False
         if changed:
             old = self.catalog
             self.catalog = Catalog(

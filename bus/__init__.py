@@ -14,15 +14,31 @@ from .errors import NotConnected as NotConnected
 from .errors import PayloadTooLarge as PayloadTooLarge
 from .errors import PermissionDenied as PermissionDenied
 from .errors import ResponderLost as ResponderLost
+from .jetstream import MSG_ID as MSG_ID
+from .jetstream import Batch as Batch
+from .jetstream import JetStream as JetStream
+from .jetstream import JetStreamError as JetStreamError
+from .jetstream import PendingAck as PendingAck
+from .jetstream import RevisionConflict as RevisionConflict
+from .jetstream import StoredMsg as StoredMsg
+from .jetstream import StreamNotFound as StreamNotFound
+from .jetstream import StreamSpec as StreamSpec
+from .jetstream import StreamState as StreamState
+from .jetstream import audit_stream as audit_stream
+from .jetstream import events_stream as events_stream
+from .jetstream import stream_name as stream_name
+from .jetstream import wait_acks as wait_acks
+from .kv import Entry as KVEntry
+from .kv import KeyValue as KeyValue
 from .micro import EndpointCounters as EndpointCounters
 from .micro import MicroEndpoint as MicroEndpoint
 from .micro import MicroService as MicroService
 from .mux import Call as Call
+from .mux import Frame as Frame
 from .objects import CLAIM_CHECK as CLAIM_CHECK
 from .objects import ClaimCheckFailed as ClaimCheckFailed
 from .objects import put_result as put_result
 from .objects import take_result as take_result
-from .mux import Frame as Frame
 from .serve import Endpoint as Endpoint
 from .serve import Request as Request
 from .subjects import Subjects as Subjects
@@ -30,6 +46,22 @@ from .subjects import is_token as is_token
 from .subjects import tool_token as tool_token
 
 __all__ = [
+    "MSG_ID",
+    "Batch",
+    "JetStream",
+    "JetStreamError",
+    "PendingAck",
+    "RevisionConflict",
+    "StoredMsg",
+    "StreamNotFound",
+    "StreamSpec",
+    "StreamState",
+    "audit_stream",
+    "events_stream",
+    "stream_name",
+    "wait_acks",
+    "KVEntry",
+    "KeyValue",
     "CLAIM_CHECK",
     "ClaimCheckFailed",
     "put_result",

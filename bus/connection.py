@@ -218,9 +218,12 @@ async def connect(
         if not nc.is_closed:
             try:
                 await nc.drain()
-            except Exception:  # already closing, or the server is gone: close is all that is left
+            except Exception:  # reconnecting, or the server is gone: close is all that is left
                 log.debug("drain failed; closing", exc_info=True)
-                await nc.close()
+                try:
+                    await nc.close()
+                except Exception:  # the transport is already gone; nothing left to release
+                    log.debug("close failed", exc_info=True)
 
 
 async def probe(url: str, timeout: float = 1.0) -> ServerInfo:

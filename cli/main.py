@@ -92,6 +92,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _common(status)
     status.add_argument("--json", action="store_true", help="print each instance's raw STATS reply as a JSON line")
+
+    from .audit import add_parser as add_audit_parser
+
+    add_audit_parser(sub, _common)
     return parser
 
 
@@ -147,6 +151,10 @@ def main(argv: list[str] | None = None) -> int:
             from .up import up_command
 
             return up_command(args, settings)
+        if args.command == "audit":
+            from .audit import audit_command
+
+            return audit_command(args, settings)
     except KeyboardInterrupt:
         return 130
     return 2

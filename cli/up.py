@@ -106,6 +106,8 @@ def up_command(args: argparse.Namespace, settings: Settings) -> int:
         if stop.is_set():
             return 0
         url_file(settings).write_text(url + "\n")
+        for line in asyncio.run(_ensure_streams(url, settings)):  # issue #5: audit and events streams
+            _say(line)
         roots = settings.fs.roots or [os.getcwd()]
         argv = [sys.executable, "-m", "cli", "serve", "fs", "--url", url, "--subject-root", settings.nats.root]
         for r in roots:
@@ -158,3 +160,20 @@ def _start_server(sdir: Path, port_flag: int) -> EmbeddedServer:
         server = EmbeddedServer(sdir / "server", port=-1).start()  # last run's port is taken now
     (sdir / "nats.port").write_text(f"{server.port}\n")
     return server
+
+
+async def _ensure_streams(url: str, settings: Settings) -> list[str]:
+    """Create the audit and events streams, or bring their settings in line with the config."""
+    from bus import BusError, JetStream, audit_stream, events_stream
+
+    root = settings.nats.root
+    said = []
+    async with connect(settings.nats, name="mcp-nats up", ident=f"up-{os.getpid()}", url=url) as bus:
+        js = JetStream(bus)
+        specs = [audit_stream(root, settings.audit)] if settings.audit.enabled else []
+        for spec in [*specs, events_stream(root, settings.events)]:
+            try:
+                said.append(f"JetStream stream {spec.name} ({', '.join(spec.subjects)}): {await js.ensure_stream(spec)}")
+            except BusError as exc:
+                log.error("cannot create the stream %s: %s", spec.name, exc)
+    return said

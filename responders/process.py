@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import logging
 import signal
 from collections.abc import Callable
-from typing import Final
+from typing import Any, Final
 
-from bus import connect
+from bus import Bus, BusError, JetStream, connect, events_stream
 from schemas.config import Settings
 
+from .audit import AuditLog, spool_root
 from .runtime import ServiceRunner, new_instance_id
 from .service import Service
 
@@ -21,6 +23,7 @@ log = logging.getLogger(__name__)
 SERVICES: Final[dict[str, str]] = {
     "fs": "responders.fs.factory:from_settings",
     "demo": "responders.demo.factory:from_settings",
+    "memory": "responders.memory.factory:from_settings",
 }
 
 
@@ -41,7 +44,37 @@ async def serve(service: Service, settings: Settings, *, instance: str | None = 
         loop.add_signal_handler(sig, stop.set)
     try:
         async with connect(settings.nats, name=f"mcp-nats {service.name} {instance}", ident=instance) as bus:
-            await ServiceRunner(service, bus, settings.responder, instance=instance).run(stop)
+            await ensure_events_stream(bus, settings)
+            audit = (
+                AuditLog(
+                    bus,
+                    settings.audit,
+                    service=service.name,
+                    instance=instance,
+                    spool_dir=spool_root(settings.state_dir, settings.audit.spool_dir),
+                    drain_timeout=settings.responder.drain_timeout,
+                )
+                if settings.audit.enabled
+                else None
+            )
+            async with _attached(service, bus):
+                await ServiceRunner(service, bus, settings.responder, instance=instance, audit=audit).run(stop)
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
+
+
+async def ensure_events_stream(bus: Bus, settings: Settings) -> None:
+    """Create (or update) the events stream; a failure is logged, not fatal (events still flow live)."""
+    spec = events_stream(bus.subjects.root, settings.events)
+    try:
+        await JetStream(bus).ensure_stream(spec)
+    except BusError as exc:
+        log.warning("cannot ensure the events stream %s: %s", spec.name, exc)
+
+
+def _attached(service: Service, bus: Bus) -> contextlib.AbstractAsyncContextManager[Any]:
+    """A service that needs the bus beyond its requests (e.g. memory's KV bucket) defines `attach(bus)`,
+    an async context manager entered for the life of the instance."""
+    attach = getattr(service, "attach", None)
+    return attach(bus) if attach is not None else contextlib.nullcontext()

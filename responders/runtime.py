@@ -10,10 +10,12 @@ notification frames precede it only when the caller asked for progress.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import secrets
 import string
+import sys
 import time
 from typing import Any, Final
 
@@ -33,12 +35,14 @@ from bus import (
 )
 from bus.errors import DEADLINE, PAYLOAD_TOO_LARGE
 from schemas import bus as h
+from schemas.audit import Outcome
 from schemas.bus import Capabilities, ServiceDescription
 from schemas.config import ResponderSettings
 from schemas.jsonrpc import INTERNAL_ERROR, INVALID_PARAMS, ErrorObject
 from schemas.mcp import LATEST_MODERN, CallToolResult, InputRequiredResult, TextContent
 
 from . import ops
+from .audit import AuditLog
 from .context import Context
 from .errors import InvalidArguments, ProtocolError, ToolError, unknown_operation, unknown_tool
 from .mrtr import InputRequired, InvalidState, StateSigner, arguments_digest
@@ -101,8 +105,17 @@ class Events:
 class ServiceRunner:
     """Serves one `Service` on a connected bus; `await runner.run(stop)` returns after draining."""
 
-    def __init__(self, service: Service, bus: Bus, settings: ResponderSettings, *, instance: str | None = None) -> None:
+    def __init__(
+        self,
+        service: Service,
+        bus: Bus,
+        settings: ResponderSettings,
+        *,
+        instance: str | None = None,
+        audit: AuditLog | None = None,
+    ) -> None:
         self.service = service
+        self._audit = audit  # issue #5: one record per tool call; started and flushed by run()
         self.bus = bus
         self.settings = settings
         self.instance = instance or new_instance_id()
@@ -185,6 +198,9 @@ class ServiceRunner:
         """Serve until `stop` is set, then drain: no new requests, in-flight calls finish, exit."""
         svc = self.service.name
         s = self.settings
+        audit = contextlib.AsyncExitStack()  # the audit log starts first and is flushed after the drain
+        if self._audit is not None:
+            await audit.enter_async_context(self._audit)
         cancel_sub = await self.bus.subscribe(self.subjects.cancel(svc), self._on_cancel)
         try:
             async with MicroEndpoint(self.bus, self.micro()):
@@ -214,6 +230,7 @@ class ServiceRunner:
                 await cancel_sub.unsubscribe()
             except Exception:  # connection already gone
                 log.debug("cancel unsubscribe failed", exc_info=True)
+            await audit.aclose()
         log.info("service %s instance %s stopped", svc, self.instance)
 
     async def _lifecycle(self, event: str) -> None:
@@ -283,28 +300,49 @@ class ServiceRunner:
         call_id = headers.get(h.CALL_ID) or new_instance_id()
         deadline = _deadline(headers.get(h.DEADLINE))
         error: str | None = None
+        outcome: Outcome = "ok"  # for the audit record (issue #5)
+        code: int | None = None
         try:
             if deadline is not None and deadline <= time.time():
                 raise TimeoutError
             result = await self._run_tool(req, spec, params, call_id, deadline)
             if isinstance(result, CallToolResult) and result.isError is True:
                 error = _first_text(result)
-            await self._send_result(req, result, spec, call_id)
+                outcome = "tool_error"
+            code = await self._send_result(req, result, spec, call_id)
+            if code is not None:
+                error, outcome = "result too large", "protocol_error"
         except ProtocolError as exc:
             error = exc.message
+            outcome, code = "protocol_error", exc.code
             await self._reply_error(req, exc)
         except TimeoutError:
             error = "deadline exceeded"
+            outcome, code = "deadline", DEADLINE
             await self._reply_error(
                 req, ProtocolError(DEADLINE, f"{self.service.name}.{spec.name} did not finish before the call's deadline"), DEADLINE
             )
         except asyncio.CancelledError:
+            outcome = "cancelled"
             if call_id not in self._cancelled:
                 raise  # shutdown, not a client cancel
             self._cancelled.discard(call_id)
             error = "cancelled"  # MCP: a cancelled request gets no response
         finally:
             counter.record(time.perf_counter_ns() - t0, error)
+            if self._audit is not None:  # issue #5: exactly one audit record per call, whatever happened
+                failure = sys.exc_info()[1]
+                if failure is not None and outcome == "ok":  # the reply could not be sent
+                    outcome, code = "protocol_error", getattr(failure, "code", INTERNAL_ERROR)
+                self._audit.record(
+                    headers,
+                    call_id=call_id,
+                    tool=spec.name,
+                    arguments=b"" if params.arguments is UNSET else params.arguments,
+                    elapsed_ns=time.perf_counter_ns() - t0,
+                    outcome=outcome,
+                    code=code,
+                )
 
     async def _refuse(self, req: Request, token: str, t0: int, err: ProtocolError) -> None:
         """Refuse a call; it still counts (as an error) on the endpoint its subject named, if that exists."""
@@ -312,6 +350,16 @@ class ServiceRunner:
         counter = self._counters.get(token)
         if counter is not None:
             counter.record(time.perf_counter_ns() - t0, err.message)
+        if self._audit is not None:  # issue #5: a refused call is audited too (under the tool its subject named)
+            self._audit.record(
+                req.headers,
+                call_id=req.headers.get(h.CALL_ID) or new_instance_id(),
+                tool=token,
+                arguments=None,
+                elapsed_ns=time.perf_counter_ns() - t0,
+                outcome="protocol_error",
+                code=err.code,
+            )
 
     async def _run_tool(
         self, req: Request, spec: ToolSpec, params: _CallParams, call_id: str, deadline: float | None
@@ -377,11 +425,12 @@ class ServiceRunner:
 
     async def _send_result(
         self, req: Request, result: CallToolResult | InputRequiredResult, spec: ToolSpec, call_id: str = ""
-    ) -> None:
+    ) -> int | None:
+        """Reply with the result; returns the error code when an error went out instead (too large to deliver)."""
         body = _encoder.encode(result)
         if len(body) <= self.bus.max_payload - _HEADROOM:
             await req.respond(body, self._reply_headers)
-            return
+            return None
         # Too big for one message: claim check through the object store (never a silent truncation).
         try:
             claim = await put_result(self.bus, call_id or new_instance_id(), body)
@@ -391,8 +440,9 @@ class ServiceRunner:
                 f"({self.bus.max_payload} bytes), and {exc}"
             )
             await self._reply_error(req, ProtocolError(PAYLOAD_TOO_LARGE, sentence), PAYLOAD_TOO_LARGE)
-            return
+            return PAYLOAD_TOO_LARGE
         await req.respond(b"{}", {**self._reply_headers, CLAIM_CHECK: claim})
+        return None
 
 
     async def _operation(self, req: Request, op: str) -> None:

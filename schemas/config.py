@@ -90,8 +90,9 @@ class AuditSettings(Struct, kw_only=True, frozen=True, forbid_unknown_fields=Tru
     """Stream name. Empty: MCP_AUDIT for the root `mcp`, MCP_AUDIT_<root> for any other root."""
     max_age: NonNegative = 90.0 * DAY
     """Seconds a record is kept (0: for ever)."""
-    max_bytes: Bytes = 1024**3
-    """Bytes the stream may hold (-1: no limit)."""
+    max_bytes: Bytes = -1
+    """Bytes the stream may hold (-1: no limit, only max_age). JetStream reserves a set limit against the
+    server's max_file_store when the stream is created, so a large value can be refused on a small server."""
     discard: Literal["old", "new"] = "old"
     """At a limit: "old" removes the oldest records; "new" refuses new ones (they wait in the spool)."""
     replicas: Replicas = 1
@@ -120,8 +121,9 @@ class EventsSettings(Struct, kw_only=True, frozen=True, forbid_unknown_fields=Tr
     """Stream name. Empty: MCP_EVENTS for the root `mcp`, MCP_EVENTS_<root> for any other root."""
     max_age: NonNegative = 7.0 * DAY
     """Seconds an event is kept (0: for ever)."""
-    max_bytes: Bytes = 256 * 1024**2
-    """Bytes the stream may hold (-1: no limit); the oldest events go first."""
+    max_bytes: Bytes = -1
+    """Bytes the stream may hold (-1: no limit, only max_age); the oldest events go first. A set limit is
+    reserved against the server's max_file_store."""
     replicas: Replicas = 1
 
 
