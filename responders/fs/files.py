@@ -89,12 +89,37 @@ def _skip_lines(f: BinaryIO, n: int) -> int:
     return skipped
 
 
+def _read_whole(path: Path | str, cap: int) -> tuple[bytes, bool] | None:
+    """The hot path (a whole small file): one open, one fstat, one read sized by the file.
+    None when the file is bigger than `cap`, so the caller takes the careful path."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            raise ToolError(f"{shown(str(path))} is a directory; use list_directory")
+        if not stat.S_ISREG(st.st_mode):
+            raise ToolError(f"{shown(str(path))} is not a regular file")
+        if st.st_size >= cap:
+            return None
+        data = os.read(fd, st.st_size + 1)  # +1: notices a file that grew since the fstat
+        if len(data) > st.st_size:
+            return None
+        return data, False
+    finally:
+        os.close(fd)
+
+
 def read_lines(path: Path, offset: int, limit: int | None, cap: int) -> Lines:
     """Lines `offset` (0-based, lines skipped) onwards, at most `limit` of them and `cap` bytes.
 
     When the cap cuts the read, the last partial line is dropped (unless it is the only one) so
     `next_offset` continues at a line boundary.
     """
+    if offset == 0 and limit is None:
+        whole = _read_whole(path, cap)
+        if whole is not None:
+            data = whole[0]
+            return Lines(data, data.count(b"\n") + (1 if data and not data.endswith(b"\n") else 0))
     with open_regular(path) as f:
         skipped = _skip_lines(f, offset)
         buf = f.read(cap)
