@@ -27,8 +27,9 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
+## bench: the benchmark (not part of test): bridge vs direct stdio servers, a table and a JSON line; BENCH_ARGS=--quick for a smoke run
 bench: $(STAMP)
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info

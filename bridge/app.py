@@ -84,7 +84,9 @@ class Upstream:
                         await bus.subscribe(bus.subjects.all_events("list_changed"), self._on_list_changed),
                         await bus.subscribe(f"{bus.subjects.root}.bridges.status", self._on_status),
                     ]
-                    self.caller = Caller(bus, self._settings.bridge, self._client, self.discovery.has_instances)
+                    self.caller = Caller(
+                        bus, self._settings.bridge, self._client, self.discovery.has_instances, self.discovery.saw
+                    )
                     self.resources = Resources(bus, self.discovery, min(30.0, self._settings.bridge.call_timeout))
                     watcher = asyncio.create_task(self._mark_ready(self.discovery))
                     try:

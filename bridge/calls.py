@@ -60,7 +60,15 @@ _MAX_RESULT: Final = 64 * 1024 * 1024  # claim-checked results larger than this 
 class Caller:
     """Sends calls for one bridge; `client` is the identity recorded with each call."""
 
-    def __init__(self, bus: Bus, settings: BridgeSettings, client: str, has_instances: Callable[[str], bool]) -> None:
+    def __init__(
+        self,
+        bus: Bus,
+        settings: BridgeSettings,
+        client: str,
+        has_instances: Callable[[str], bool],
+        saw: Callable[[str, str | None], None] = lambda svc, instance: None,
+    ) -> None:
+        self._saw = saw
         self._bus = bus
         self._settings = settings
         self._client = client
@@ -137,7 +145,7 @@ class Caller:
         while True:
             attempts += 1
             try:
-                return await self._attempt(subject, body, headers, deadline, notify)
+                return await self._attempt(svc, subject, body, headers, deadline, notify)
             except NoResponders:
                 # Nobody received it, so a retry can never run it twice; but only wait when instances
                 # are known to exist (a rolling restart), never when the service is simply down.
@@ -165,7 +173,8 @@ class Caller:
                 raise BusUnavailable(self._bus.settings.url or "the configured URL") from None
 
     async def _attempt(
-        self, subject: str, body: bytes, headers: dict[str, str], deadline: float, notify: Callable[[bytes], None]
+        self,
+        svc: str, subject: str, body: bytes, headers: dict[str, str], deadline: float, notify: Callable[[bytes], None]
     ) -> Raw:
         idle = self._settings.liveness_window
         with self._bus.open_call(subject) as call:
@@ -178,6 +187,7 @@ class Caller:
                     if frame.data[:1] == b"{":
                         notify(frame.data)
                     continue
+                self._saw(svc, frame.headers.get(h.INSTANCE))  # any final reply proves the instance alive
                 err = reply_error(frame.headers, frame.data)
                 if err is not None:
                     raise err

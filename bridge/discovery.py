@@ -63,6 +63,9 @@ class Discovery:
         self.templates: dict[str, list[msgspec.Raw]] = {}
         self._leaving: dict[str, float] = {}
         self._grace_until = 0.0
+        self._seen: dict[str, tuple[str, float]] = {}
+        """Instance id -> (service, monotonic time of its last sign of life: a PING reply or a call's final reply)."""
+        self._warned = 0.0
         self._relist = False  # after a reconnect: re-read every service's lists (events were missed meanwhile)
         self._poke = asyncio.Event()
         self._swept = asyncio.Condition()
@@ -81,8 +84,15 @@ class Discovery:
             try:
                 await asyncio.wait_for(self._swept.wait_for(lambda: self._sweeps >= target), timeout)
             except TimeoutError:
-                log.warning("discovery sweep did not finish within %.1f s", timeout)
+                if time.monotonic() - self._warned > 10:  # one warning, not one per waiting call
+                    self._warned = time.monotonic()
+                    log.warning("discovery sweep did not finish within %.1f s", timeout)
         return self.catalog
+
+    def saw(self, svc: str, instance: str | None) -> None:
+        """A sign of life outside the sweep: a call's final reply names the instance that sent it."""
+        if instance:
+            self._seen[instance] = (svc, time.monotonic())
 
     def reconnected(self, grace: float = 3.0) -> None:
         """After a reconnect, responders may not be back yet: for `grace` seconds, sweeps add but never remove.
@@ -144,6 +154,17 @@ class Discovery:
             svc = ping.metadata.get(h.META_SERVICE, "")
             if svc and "_" not in svc:
                 found.setdefault(svc, set()).add(ping.id)
+        for svc, ids in found.items():
+            for i in ids:
+                self._seen[i] = (svc, now)
+        # A busy instance answers $SRV.PING late and misses the scatter window; keep it until it has been
+        # silent as long as a call in flight would tolerate (liveness_window). "stopping" still removes it at once.
+        window = self._settings.liveness_window
+        for i, (svc, seen) in list(self._seen.items()):
+            if i in self._leaving or now - seen > window:
+                del self._seen[i]
+            else:
+                found.setdefault(svc, set()).add(i)
         if now < self._grace_until:
             for svc, ids in self.instances.items():
                 found.setdefault(svc, set()).update(i for i in ids if i not in self._leaving)
