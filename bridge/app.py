@@ -272,6 +272,7 @@ async def run_bridge(settings: Settings, url: str | Callable[[], str]) -> None:
 
     async def pump() -> None:
         while (line := await reader.readline()) is not None:
+            await session.room()  # at max_inflight, stop reading: the client's pipe fills and it waits
             try:
                 session.feed(line)
             except Exception:  # a bug must cost one message, never the session

@@ -126,6 +126,9 @@ class Session:
         self._tasks: dict[tuple[type, RequestId], asyncio.Task[None]] = {}
         self._listens: dict[tuple[type, RequestId], tuple[RequestId, dict[str, Any]]] = {}
         self._page_size = settings.bridge.page_size
+        self._max_inflight = settings.bridge.max_inflight
+        self._room = asyncio.Event()
+        self._room.set()
         self._handlers: dict[str, Callable[[Message, RequestMeta | None], Awaitable[bytes]]] = {
             "initialize": self._initialize,
             "server/discover": self._discover,
@@ -179,8 +182,19 @@ class Session:
             return None
         task = asyncio.create_task(self._request(msg, write))
         self._tasks[key] = task
-        task.add_done_callback(lambda _t: self._tasks.pop(key, None))
+        task.add_done_callback(lambda _t: self._finished(key))
+        if len(self._tasks) >= self._max_inflight:
+            self._room.clear()
         return task
+
+    def _finished(self, key: tuple[type, RequestId]) -> None:
+        self._tasks.pop(key, None)
+        if len(self._tasks) < self._max_inflight:
+            self._room.set()
+
+    async def room(self) -> None:
+        """Returns once fewer than max_inflight requests are in flight (backpressure on stdin)."""
+        await self._room.wait()
 
     def _batch(self, line: bytes) -> None:
         if self.version not in BATCH_VERSIONS:
@@ -213,7 +227,9 @@ class Session:
                 self._write(b"[" + b",".join(replies) + b"]")
 
         task = asyncio.create_task(finish())
-        self._tasks[_key(f"\x00batch{id(task)}")] = task
+        key = _key(f"\x00batch{id(task)}")
+        self._tasks[key] = task
+        task.add_done_callback(lambda _t: self._finished(key))
 
     def _notification(self, msg: Message) -> None:
         method = msg.method

@@ -56,6 +56,8 @@ class BridgeSettings(Struct, kw_only=True, frozen=True, forbid_unknown_fields=Tr
     """Consecutive bus failures (no responder, silent instance, deadline, overload) that open a service's circuit."""
     breaker_cooldown: Positive = 5.0
     """Seconds a circuit stays open before one probe call is let through."""
+    max_inflight: Annotated[int, Meta(ge=1, le=1_000_000)] = 4096
+    """Requests from the client in flight at once; at the cap the bridge stops reading stdin until one finishes."""
     page_size: Annotated[int, Meta(ge=1, le=1000)] = 100
     """Items per page of tools/list, resources/list, resources/templates/list and prompts/list."""
 
