@@ -16,6 +16,7 @@ Errors (all BusError, so callers that only know the bus can still catch them):
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import logging
 from dataclasses import dataclass, field
@@ -367,8 +368,16 @@ class JetStream:
         self._ack_prefix = f"ack{id(self):x}-"
         self._ack_next = 0
 
+    def cluster_replicas(self) -> int:
+        """Replicas that follow the cluster: 3 when the connected server is part of a cluster, else 1."""
+        info = getattr(self.bus.nc, "_server_info", {}) or {}
+        return 3 if info.get("cluster") else 1
+
     async def ensure_stream(self, spec: StreamSpec) -> Literal["created", "updated", "unchanged"]:
-        """Create the stream, or bring its settings in line with `spec`. Safe to race with other processes."""
+        """Create the stream, or bring its settings in line with `spec`. Safe to race with other processes.
+        `replicas=0` in the spec means: follow the cluster (see cluster_replicas)."""
+        if spec.replicas == 0:
+            spec = dataclasses.replace(spec, replicas=self.cluster_replicas())
         for _ in range(3):
             try:
                 info = await self._js.stream_info(spec.name)

@@ -62,7 +62,7 @@ class KeyValue:
                         bucket=bucket,
                         description=description or None,
                         history=1,
-                        replicas=replicas,
+                        replicas=replicas or js.cluster_replicas(),  # 0: follow the cluster
                         storage=api.StorageType.FILE,
                         direct=True,
                     )

@@ -14,7 +14,8 @@ Positive = Annotated[float, Meta(gt=0)]
 PositiveInt = Annotated[int, Meta(gt=0)]
 Token = Annotated[str, Meta(pattern=r"^[A-Za-z0-9_-]+$", max_length=32)]
 StreamName = Annotated[str, Meta(pattern=r"^([A-Za-z0-9_-]{1,64})?$")]
-Replicas = Annotated[int, Meta(ge=1, le=5)]
+Replicas = Annotated[int, Meta(ge=0, le=5)]
+"""Stream replicas; 0 follows the cluster (3 when the server is clustered, else 1), as DESIGN.md section 5 asks."""
 NonNegative = Annotated[float, Meta(ge=0)]
 Bytes = Annotated[int, Meta(ge=-1)]
 
@@ -97,8 +98,8 @@ class AuditSettings(Struct, kw_only=True, frozen=True, forbid_unknown_fields=Tru
     server's max_file_store when the stream is created, so a large value can be refused on a small server."""
     discard: Literal["old", "new"] = "old"
     """At a limit: "old" removes the oldest records; "new" refuses new ones (they wait in the spool)."""
-    replicas: Replicas = 1
-    """Stream replicas; must not exceed the cluster size (1 on a single server)."""
+    replicas: Replicas = 0
+    """Stream replicas; 0 follows the cluster (3 when clustered, else 1); a set number must not exceed the cluster size."""
     duplicate_window: Positive = 120.0
     """Seconds in which a record with the same call id (`Nats-Msg-Id`) is stored only once."""
     arguments: Literal["digest", "redacted"] = "digest"
@@ -126,13 +127,13 @@ class EventsSettings(Struct, kw_only=True, frozen=True, forbid_unknown_fields=Tr
     max_bytes: Bytes = -1
     """Bytes the stream may hold (-1: no limit, only max_age); the oldest events go first. A set limit is
     reserved against the server's max_file_store."""
-    replicas: Replicas = 1
+    replicas: Replicas = 0
 
 
 class MemorySettings(Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
     bucket: StreamName = ""
     """JetStream KV bucket of the knowledge graph. Empty: <root>-memory."""
-    replicas: Replicas = 1
+    replicas: Replicas = 0
     max_retries: Annotated[int, Meta(ge=1, le=10000)] = 200
     """Compare-and-set attempts per key before an update gives up (only under extreme contention)."""
 
