@@ -30,7 +30,7 @@ from bus import (
     ResponderLost,
     take_result,
 )
-from bus.errors import OVERLOADED
+from bus.errors import DEADLINE, OVERLOADED
 from schemas import bus as h
 from schemas.config import BridgeSettings
 from schemas.jsonrpc import INTERNAL_ERROR, ErrorObject
@@ -118,7 +118,12 @@ class Caller:
             breaker.failure()
             raise
         except RemoteError as exc:
-            breaker.failure() if exc.code == OVERLOADED else breaker.success()  # an error answer is still an answer
+            # An error answer is still an answer, except the responder's own "overloaded" or "deadline passed"
+            # (which races with our deadline timer and must count the same way).
+            if exc.code in (OVERLOADED, DEADLINE):
+                breaker.failure()
+            else:
+                breaker.success()
             raise
         except BaseException:
             breaker.probing = False  # cancelled or unexpected: not evidence either way
