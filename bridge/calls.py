@@ -33,7 +33,7 @@ from bus import (
 from bus.errors import DEADLINE, OVERLOADED
 from schemas import bus as h
 from schemas.config import BridgeSettings
-from schemas.jsonrpc import INTERNAL_ERROR, ErrorObject
+from schemas.jsonrpc import INTERNAL_ERROR
 from schemas.mcp import CallToolParams
 
 from .breaker import Breakers
@@ -51,7 +51,6 @@ from .errors import (
 log = logging.getLogger(__name__)
 
 _encoder: Final = msgspec.json.Encoder()
-_error_decoder: Final = msgspec.json.Decoder(ErrorObject)
 # Waits between retries when nobody received a call but discovery knows instances (restarts, reconnects).
 _NO_RESPONDER_BACKOFF: Final = (0.05, 0.15, 0.3, 0.5, 1.0, 1.0)
 _MAX_RESULT: Final = 64 * 1024 * 1024  # claim-checked results larger than this are refused, not truncated

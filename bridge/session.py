@@ -516,9 +516,6 @@ class Session:
             if agreed.get(flag):
                 self._write(encode_notification(method, Raw(_encoder.encode({"_meta": {META_SUBSCRIPTION_ID: sub_id}}))))
 
-    def tools_changed(self) -> None:
-        self.list_changed("tools")
-
     def resource_updated(self, uri: str) -> None:
         """A service says a resource changed: tell the client if it subscribed to that URI."""
         if self.initialized and uri in self.subscriptions:

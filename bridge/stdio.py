@@ -168,10 +168,6 @@ class LineWriter:
             pending.append(b"")
             self._transport.write(b"\n".join(pending))
 
-    @property
-    def backlog(self) -> int:
-        return self._transport.get_write_buffer_size() if self._transport is not None else 0
-
     def close(self) -> None:
         self._flush()
         if self._transport is not None:

@@ -51,18 +51,6 @@ class Frame:
     def is_final(self) -> bool:
         return self.kind == "final"
 
-    @property
-    def error(self) -> tuple[int, str] | None:
-        """(code, sentence) when the final reply is a service error (ADR-32 headers)."""
-        code = self.headers.get(h.SERVICE_ERROR_CODE)
-        if code is None:
-            return None
-        try:
-            num = int(code)
-        except ValueError:
-            num = -32603
-        return num, self.headers.get(h.SERVICE_ERROR, "")
-
 
 class Call:
     """An outstanding request: publish with `reply=call.reply`, then read frames with `next()`."""

@@ -118,7 +118,6 @@ class Endpoint:
         self._idle.set()
         self._sub: Subscription | None = None
         self._ticker: asyncio.Task[None] | None = None
-        self.refused = 0
 
     @property
     def inflight(self) -> int:
@@ -160,7 +159,6 @@ class Endpoint:
     async def _on_msg(self, msg: Msg) -> None:
         req = Request(self._nc, msg)
         if len(self._inflight) >= self._capacity:
-            self.refused += 1
             await self._refuse(req)
             return
         self._inflight.add(req)

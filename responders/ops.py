@@ -13,6 +13,7 @@ from typing import Any, Final
 import msgspec
 from msgspec import UNSET, Struct, UnsetType
 
+from bus import tool_token
 from schemas.jsonrpc import INTERNAL_ERROR, INVALID_PARAMS
 from schemas.mcp import RESOURCE_NOT_FOUND_LEGACY
 
@@ -116,7 +117,7 @@ def prompts_list(service: Service) -> bytes:
 def prompts_get(service: Service, token: str, data: bytes) -> bytes:
     p = _decode(data, _GetPromptParams, "prompts/get")
     spec = service.prompts.get(p.name)
-    if spec is None or (token != "_" and token != p.name):
+    if spec is None or tool_token(p.name) != token:  # the subject and the body must name the same prompt
         raise ProtocolError(INVALID_PARAMS, f"Unknown prompt: {p.name}")
     try:
         result = spec.render(p.arguments or {})

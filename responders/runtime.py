@@ -32,6 +32,7 @@ from bus import (
     PayloadTooLarge,
     Request,
     put_result,
+    tool_token,
 )
 from bus.errors import DEADLINE, PAYLOAD_TOO_LARGE
 from schemas import bus as h
@@ -291,7 +292,7 @@ class ServiceRunner:
             return
         spec = self.service.tools.get(params.name)
         # The subject token and the body must agree, so subject permissions cannot be bypassed.
-        if spec is None or (token != "_" and token != params.name) or (token == "_" and token_safe(params.name)):
+        if spec is None or tool_token(params.name) != token:
             err = unknown_tool(params.name if spec is None else f"{params.name} (subject says {token})")
             await self._refuse(req, token, t0, err)
             return
@@ -476,12 +477,6 @@ class ServiceRunner:
             )
         finally:
             counter.record(time.perf_counter_ns() - t0, error)
-
-
-def token_safe(name: str) -> bool:
-    from bus import tool_token
-
-    return tool_token(name) != "_"
 
 
 def _capabilities(value: str | None) -> dict[str, Any]:
