@@ -28,6 +28,8 @@ from bus import (
     NotConnected,
     PayloadTooLarge,
     ResponderLost,
+    add_headers,
+    encode_headers,
     take_result,
 )
 from bus.errors import DEADLINE, OVERLOADED
@@ -75,6 +77,7 @@ class Caller:
         self._seq = 0
         self._prefix = bus.ident
         self.breakers = Breakers(settings.breaker_threshold, settings.breaker_cooldown)
+        self._fixed: dict[str, bytes] = {}  # protocol version -> the headers every call carries, encoded once
 
     def new_call_id(self) -> str:
         self._seq += 1
@@ -100,15 +103,17 @@ class Caller:
         svc = entry.service
         subject = self._bus.subjects.tool_call(svc, entry.tool.name)
         body = _encoder.encode(msgspec.structs.replace(params, name=entry.tool.name))
-        headers = {
-            h.CALL_ID: call_id,
-            h.DEADLINE: str(int((time.time() + seconds) * 1000)),
-            h.PROTOCOL_VERSION: protocol_version,
-            h.HEARTBEAT: str(int(s.heartbeat * 1000)),
-            h.CLIENT: self._client,
-        }
+        fixed = self._fixed.get(protocol_version)
+        if fixed is None:
+            fixed = encode_headers(
+                {h.PROTOCOL_VERSION: protocol_version, h.HEARTBEAT: str(int(s.heartbeat * 1000)), h.CLIENT: self._client}
+            )
+            if len(self._fixed) < 16:  # a handful of protocol versions exist; never grow without bound
+                self._fixed[protocol_version] = fixed
+        per_call = {h.CALL_ID: call_id, h.DEADLINE: str(int((time.time() + seconds) * 1000))}
         if extra_headers:
-            headers.update(extra_headers)
+            per_call.update(extra_headers)
+        headers = add_headers(fixed, per_call)
         breaker = self.breakers.get(svc)
         breaker.before_call()
         try:
@@ -135,7 +140,7 @@ class Caller:
         entry: Entry,
         subject: str,
         body: bytes,
-        headers: dict[str, str],
+        headers: bytes,
         deadline: float,
         notify: Callable[[bytes], None],
         call_id: str,
@@ -178,7 +183,7 @@ class Caller:
 
     async def _attempt(
         self,
-        svc: str, subject: str, body: bytes, headers: dict[str, str], deadline: float, notify: Callable[[bytes], None]
+        svc: str, subject: str, body: bytes, headers: bytes, deadline: float, notify: Callable[[bytes], None]
     ) -> Raw:
         idle = self._settings.liveness_window
         with self._bus.open_call(subject) as call:

@@ -44,6 +44,9 @@ from .serve import Request as Request
 from .subjects import Subjects as Subjects
 from .subjects import is_token as is_token
 from .subjects import tool_token as tool_token
+from .wire import Wire as Wire
+from .wire import add_headers as add_headers
+from .wire import encode_headers as encode_headers
 
 __all__ = [
     "MSG_ID",
@@ -60,6 +63,9 @@ __all__ = [
     "events_stream",
     "stream_name",
     "wait_acks",
+    "Wire",
+    "add_headers",
+    "encode_headers",
     "KVEntry",
     "KeyValue",
     "CLAIM_CHECK",

@@ -25,6 +25,7 @@ from .errors import BusError, DeadlineExceeded, NotConnected, translate
 from .mux import Call, Inbox
 from .serve import Endpoint, Handler
 from .subjects import Subjects
+from .wire import Headers, Wire
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +57,9 @@ class Bus:
         self.settings = settings
         self.ident = ident
         self.subjects = Subjects(settings.root)
-        self.inbox = Inbox(nc, f"_INBOX_{ident}")
         self._urls = settings.url
+        self.wire = Wire(nc, settings.url)
+        self.inbox = Inbox(self.wire, f"_INBOX_{ident}")
 
     @property
     def server(self) -> ServerInfo:
@@ -71,11 +73,9 @@ class Bus:
     def connected(self) -> bool:
         return self.nc.is_connected
 
-    async def publish(self, subject: str, data: bytes, headers: dict[str, str] | None = None, reply: str = "") -> None:
-        try:
-            await self.nc.publish(subject, data, reply=reply, headers=headers)
-        except Exception as exc:
-            raise translate(exc, subject=subject, url=self._urls, size=len(data), limit=self.nc.max_payload) from exc
+    async def publish(self, subject: str, data: bytes, headers: Headers = None, reply: str = "") -> None:
+        """Publish; `headers` may be a block pre-encoded with `encode_headers` (a hot path's constant headers)."""
+        await self.wire.publish(subject, data, headers, reply)
 
     async def request(
         self, subject: str, data: bytes, headers: dict[str, str] | None = None, *, timeout: float
@@ -127,7 +127,7 @@ class Bus:
     ) -> Endpoint:
         """A queue-group endpoint; use with `async with` (drains on exit)."""
         return Endpoint(
-            self.nc,
+            self.wire,
             subject,
             queue,
             handler,

@@ -69,6 +69,22 @@ def find_binary() -> str:
     )
 
 
+def default_procs() -> int:
+    """GOMAXPROCS for an embedded server: $GOMAXPROCS when set, else half the CPUs (at least 1).
+
+    The embedded server shares its machine with the bridge and the responders, each a
+    single-threaded Python process that does most of the work of a call. Left at every CPU, Go
+    runs JetStream's audit writes in parallel with the hop it is routing and takes a core from
+    the Python process next on the path: on 2 vCPUs, one thread cut the sequential latency of
+    `fs_read_text_file` through the bridge with the audit log on from about 590 to 510 µs p50
+    (bench/, README "Performance"). Core NATS routing on one thread is still far beyond what
+    the Python processes can drive."""
+    env = os.environ.get("GOMAXPROCS", "").strip()
+    if env.isdigit() and int(env) > 0:
+        return int(env)
+    return max(1, (os.cpu_count() or 2) // 2)
+
+
 class EmbeddedServer:
     """A nats-server child process with JetStream on, bound to 127.0.0.1, data under `store_dir`."""
 
@@ -82,6 +98,7 @@ class EmbeddedServer:
         extra_config: str = "",
         server_name: str | None = None,
         binary: str | None = None,
+        procs: int | None = None,
     ) -> None:
         self.store_dir = Path(store_dir)
         self.port = port
@@ -90,6 +107,8 @@ class EmbeddedServer:
         self.extra_config = extra_config
         self.server_name = server_name or f"mcp-nats-{os.getpid()}-{time.monotonic_ns() % 100000}"
         self.binary = binary or find_binary()
+        self.procs = procs if procs is not None else default_procs()
+        """GOMAXPROCS of the server (see `default_procs`)."""
         self.process: subprocess.Popen[bytes] | None = None
         self.config_path = self.store_dir / "nats-server.conf"
         self.log_path = self.store_dir / "nats-server.log"
@@ -127,6 +146,7 @@ class EmbeddedServer:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            env={**os.environ, "GOMAXPROCS": str(self.procs)},
             start_new_session=True,  # Ctrl-C in a terminal reaches our process, which stops this one in order
             preexec_fn=die_with_parent,
         )

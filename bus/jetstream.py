@@ -26,7 +26,6 @@ import msgspec
 import nats.errors
 import nats.js.api as api
 import nats.js.errors
-from nats.aio.msg import Msg
 
 from schemas.config import AuditSettings, EventsSettings
 
@@ -277,16 +276,16 @@ class PendingAck:
         if self._group is not None:
             self._group.one_done()
 
-    def _resolve(self, msg: Msg) -> None:
+    def _resolve(self, data: bytes, headers: dict[str, str] | None, subject: str) -> None:
         if self._state != 0:
             return
-        if not msg.data and msg.headers and msg.headers.get(_STATUS) == "503":
-            self._fail(StreamNotFound(f"captures {msg.subject!r}"))
+        if not data and headers and headers.get(_STATUS) == "503":
+            self._fail(StreamNotFound(f"captures {subject!r} (or it has no leader right now, e.g. during an election)"))
             return
         try:
-            ack = _ack_decoder.decode(msg.data)
+            ack = _ack_decoder.decode(data)
         except (msgspec.DecodeError, msgspec.ValidationError):
-            self._fail(JetStreamError(f"unreadable acknowledgement: {msg.data[:100]!r}"))
+            self._fail(JetStreamError(f"unreadable acknowledgement: {data[:100]!r}"))
             return
         if ack.error is None:
             self._finish(1)
@@ -315,8 +314,8 @@ class _AckSink(Call):
         self.reply = f"{mux.prefix}.{token}"
         self._ack = ack
 
-    def _deliver(self, msg: Msg) -> None:
-        self._ack._resolve(msg)
+    def _deliver(self, data: bytes, headers: dict[str, str] | None) -> None:
+        self._ack._resolve(data, headers, self.subject)
 
 
 class _Group:

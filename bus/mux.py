@@ -12,15 +12,14 @@ import logging
 from collections import deque
 from typing import TYPE_CHECKING, Final
 
-from nats.aio.msg import Msg
-
 from schemas import bus as h
 
 from .errors import DeadlineExceeded, NoResponders, ResponderLost
 
 if TYPE_CHECKING:
-    from nats.aio.client import Client
     from nats.aio.subscription import Subscription
+
+    from .wire import Wire
 
 log = logging.getLogger(__name__)
 
@@ -42,9 +41,9 @@ class Frame:
 
     __slots__ = ("data", "headers", "kind")
 
-    def __init__(self, msg: Msg) -> None:
-        self.data: bytes = msg.data
-        self.headers: dict[str, str] = msg.headers or {}
+    def __init__(self, data: bytes, headers: dict[str, str] | None) -> None:
+        self.data = data
+        self.headers: dict[str, str] = headers or {}
         self.kind: str = self.headers.get(h.FRAME, "final")
 
     @property
@@ -62,11 +61,11 @@ class Call:
         self.token = token
         self.subject = subject
         self.reply = f"{mux.prefix}.{token}"
-        self._frames: deque[Msg] = deque()
+        self._frames: deque[Frame] = deque()
         self._waiter: asyncio.Future[None] | None = None
 
-    def _deliver(self, msg: Msg) -> None:
-        self._frames.append(msg)
+    def _deliver(self, data: bytes, headers: dict[str, str] | None) -> None:
+        self._frames.append(Frame(data, headers))
         w = self._waiter
         if w is not None and not w.done():
             w.set_result(None)
@@ -95,10 +94,10 @@ class Call:
                 if wait < idle:
                     raise DeadlineExceeded(self.subject, wait)
                 raise ResponderLost(self.subject, idle)
-        msg = self._frames.popleft()
-        if not msg.data and msg.headers and msg.headers.get(h.STATUS) == _NO_RESPONDERS:
+        frame = self._frames.popleft()
+        if not frame.data and frame.headers.get(h.STATUS) == _NO_RESPONDERS:
             raise NoResponders(self.subject)
-        return Frame(msg)
+        return frame
 
     def close(self) -> None:
         """Stop receiving frames for this call (idempotent)."""
@@ -119,8 +118,8 @@ def _expire(fut: asyncio.Future[None]) -> None:
 class Inbox:
     """Owns the `<prefix>.>` subscription; `open()` hands out calls keyed by token."""
 
-    def __init__(self, nc: Client, prefix: str) -> None:
-        self._nc = nc
+    def __init__(self, wire: Wire, prefix: str) -> None:
+        self._wire = wire
         self.prefix = prefix
         self._calls: dict[str, Call] = {}
         self._next = 0
@@ -128,10 +127,8 @@ class Inbox:
         self._cut = len(prefix) + 1
 
     async def start(self) -> None:
-        # pending limits: a burst of replies must never be dropped as a slow consumer
-        self._sub = await self._nc.subscribe(
-            f"{self.prefix}.>", cb=self._on_msg, pending_msgs_limit=1_000_000, pending_bytes_limit=1024**3
-        )
+        # delivered synchronously (bus/wire.py): no queue, so no burst of replies is dropped as a slow consumer
+        self._sub = await self._wire.subscribe(f"{self.prefix}.>", self._on_msg)
 
     async def stop(self) -> None:
         if self._sub is not None:
@@ -139,6 +136,7 @@ class Inbox:
                 await self._sub.unsubscribe()
             except Exception:  # the connection may already be closed; nothing is left to release
                 log.debug("inbox unsubscribe failed", exc_info=True)
+            self._wire.forget(self._sub)
             self._sub = None
         self._calls.clear()
 
@@ -152,7 +150,7 @@ class Inbox:
     def outstanding(self) -> int:
         return len(self._calls)
 
-    async def _on_msg(self, msg: Msg) -> None:
-        call = self._calls.get(msg.subject[self._cut :])
+    def _on_msg(self, subject: str, reply: str, data: bytes, headers: dict[str, str] | None) -> None:
+        call = self._calls.get(subject[self._cut :])
         if call is not None:
-            call._deliver(msg)
+            call._deliver(data, headers)

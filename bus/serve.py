@@ -14,22 +14,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Final
-
-from nats.aio.msg import Msg
 
 from schemas import bus as h
 
-from .errors import OVERLOADED, BusError, translate
+from .errors import OVERLOADED, BusError
+from .wire import Headers, Wire, encode_headers
 
 if TYPE_CHECKING:
-    from nats.aio.client import Client
     from nats.aio.subscription import Subscription
 
 log = logging.getLogger(__name__)
 
-_HEARTBEAT_HEADERS: Final = {h.FRAME: h.FRAME_HEARTBEAT}
+_FRAME_HEADERS: Final = {kind: encode_headers({h.FRAME: kind}) for kind in (h.FRAME_HEARTBEAT, h.FRAME_NOTIFICATION)}
 _TICK: Final = 0.2
 
 
@@ -37,33 +35,33 @@ class Request:
     """One request taken from the bus. Reply exactly once with `respond` or `respond_error`;
     interim frames (`frame`) may precede it when the caller provided a reply subject."""
 
-    __slots__ = ("_nc", "_beat_every", "_last_beat", "data", "headers", "received", "replied", "reply", "subject")
+    __slots__ = ("_beat_every", "_last_beat", "_wire", "data", "headers", "received", "replied", "reply", "subject")
 
-    def __init__(self, nc: Client, msg: Msg) -> None:
-        self._nc = nc
-        self.subject: str = msg.subject
-        self.reply: str = msg.reply
-        self.data: bytes = msg.data
-        self.headers: dict[str, str] = msg.headers or {}
+    def __init__(self, wire: Wire, subject: str, reply: str, data: bytes, headers: dict[str, str] | None) -> None:
+        self._wire = wire
+        self.subject = subject
+        self.reply = reply
+        self.data = data
+        self.headers: dict[str, str] = headers or {}
         self.received = time.monotonic()
         self.replied = False
         self._last_beat = self.received
         self._beat_every = 0.0
         beat = self.headers.get(h.HEARTBEAT)
-        if beat and msg.reply:
+        if beat and reply:
             try:
                 self._beat_every = max(0.05, int(beat) / 1000)
             except ValueError:
                 self._beat_every = 0.0
 
-    async def respond(self, data: bytes, headers: dict[str, str] | None = None) -> None:
+    async def respond(self, data: bytes, headers: Headers = None) -> None:
         if self.replied or not self.reply:
             self.replied = True
             return
         self.replied = True
         await self._publish(data, headers)
 
-    async def respond_error(self, code: int, message: str, body: bytes, headers: dict[str, str] | None = None) -> None:
+    async def respond_error(self, code: int, message: str, body: bytes, headers: Mapping[str, str] | None = None) -> None:
         """Final error reply: ADR-32 headers carry the code and sentence, the body a JSON-RPC error object."""
         hdrs = {h.SERVICE_ERROR_CODE: str(code), h.SERVICE_ERROR: message.replace("\r", " ").replace("\n", " ")}
         if headers:
@@ -75,14 +73,10 @@ class Request:
         if self.replied or not self.reply:
             return
         self._last_beat = time.monotonic()
-        await self._publish(data, {h.FRAME: kind})
+        await self._publish(data, _FRAME_HEADERS.get(kind) or {h.FRAME: kind})
 
-    async def _publish(self, data: bytes, headers: dict[str, str] | None) -> None:
-        try:
-            await self._nc.publish(self.reply, data, headers=headers)
-        except Exception as exc:
-            err = translate(exc, subject=self.reply, size=len(data), limit=self._nc.max_payload)
-            raise err from exc
+    async def _publish(self, data: bytes, headers: Headers) -> None:
+        await self._wire.publish(self.reply, data, headers)
 
 
 Handler = Callable[[Request], Awaitable[None]]
@@ -96,7 +90,7 @@ class Endpoint:
 
     def __init__(
         self,
-        nc: Client,
+        wire: Wire,
         subject: str,
         queue: str,
         handler: Handler,
@@ -105,7 +99,7 @@ class Endpoint:
         max_pending: int = 2048,
         drain_timeout: float = 30.0,
     ) -> None:
-        self._nc = nc
+        self._wire = wire
         self.subject = subject
         self.queue = queue
         self._handler = handler
@@ -124,12 +118,7 @@ class Endpoint:
         return len(self._inflight)
 
     async def __aenter__(self) -> Endpoint:
-        try:
-            self._sub = await self._nc.subscribe(
-                self.subject, queue=self.queue, cb=self._on_msg, pending_msgs_limit=1_000_000, pending_bytes_limit=1024**3
-            )
-        except Exception as exc:
-            raise translate(exc, subject=self.subject) from exc
+        self._sub = await self._wire.subscribe(self.subject, self._on_msg, queue=self.queue)
         self._ticker = asyncio.create_task(self._beat(), name=f"heartbeat {self.subject}")
         return self
 
@@ -144,6 +133,7 @@ class Endpoint:
                 await sub.drain()  # type: ignore[no-untyped-call]
             except Exception:  # connection closed or draining: queued messages are gone with it
                 log.debug("subscription drain failed for %s", self.subject, exc_info=True)
+            self._wire.forget(sub)
         try:
             await asyncio.wait_for(self._idle.wait(), self._drain_timeout)
         except TimeoutError:
@@ -156,14 +146,14 @@ class Endpoint:
             await asyncio.gather(self._ticker, return_exceptions=True)
             self._ticker = None
 
-    async def _on_msg(self, msg: Msg) -> None:
-        req = Request(self._nc, msg)
+    def _on_msg(self, subject: str, reply: str, data: bytes, headers: dict[str, str] | None) -> None:
+        req = Request(self._wire, subject, reply, data, headers)
         if len(self._inflight) >= self._capacity:
-            await self._refuse(req)
-            return
-        self._inflight.add(req)
-        self._idle.clear()
-        task = asyncio.create_task(self._run(req))
+            task = asyncio.create_task(self._refuse(req))
+        else:
+            self._inflight.add(req)
+            self._idle.clear()
+            task = asyncio.create_task(self._run(req))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 

@@ -182,6 +182,7 @@ class AuditLog:
         self._last_report = 0.0
         self._clock = _Clock()
         self._audit_subjects: dict[str, str] = {}
+        self._busy = False
 
     # -- the call path --------------------------------------------------------------------------
 
@@ -195,10 +196,14 @@ class AuditLog:
         elapsed_ns: int,
         outcome: Outcome,
         code: int | None = None,
+        busy: bool = False,
     ) -> None:
         """Queue the record of one finished call. Never blocks and never raises.
 
-        `arguments` are the raw bytes of the call's `arguments` as received (None: unreadable params)."""
+        `arguments` are the raw bytes of the call's `arguments` as received (None: unreadable params).
+        `busy`: other calls are still running here, so the publisher may wait a moment to batch records;
+        when idle it publishes at once, right behind the reply, instead of waking later in the middle
+        of the next call."""
         if self._closed:
             self._dropped += 1
             log.error("audit: a record for call %s arrived after the audit log closed; it is lost", call_id)
@@ -215,6 +220,7 @@ class AuditLog:
                 code,
             )
         )
+        self._busy = busy
         if not self._wake.is_set():
             self._wake.set()
 
@@ -316,8 +322,8 @@ class AuditLog:
                             await self._wake.wait()
                         finally:
                             timer.cancel()
-                if self._queue and len(self._queue) < _BATCH and not self._closing:
-                    await asyncio.sleep(_LINGER)  # batch records: fewer wake-ups and writes, replies go first
+                if self._busy and self._queue and len(self._queue) < _BATCH and not self._closing:
+                    await asyncio.sleep(_LINGER)  # under load, batch records: fewer wake-ups and writes
                 else:
                     await asyncio.sleep(0)  # every turn yields, whatever else it does or does not await
                 self._wake.clear()

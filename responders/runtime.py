@@ -31,6 +31,7 @@ from bus import (
     MicroService,
     PayloadTooLarge,
     Request,
+    encode_headers,
     put_result,
     tool_token,
 )
@@ -123,6 +124,7 @@ class ServiceRunner:
         self.subjects = bus.subjects
         svc = service.name
         self._reply_headers = {h.INSTANCE: self.instance}
+        self._reply_block = encode_headers(self._reply_headers)  # the same, encoded once for the hot path
         self._counters: dict[str, EndpointCounters] = {
             t.name: EndpointCounters(
                 name=t.name,
@@ -270,7 +272,7 @@ class ServiceRunner:
 
     async def _timed(self, counter: EndpointCounters, req: Request, body: bytes) -> None:
         t0 = time.perf_counter_ns()
-        await req.respond(body, self._reply_headers)
+        await req.respond(body, self._reply_block)
         counter.record(time.perf_counter_ns() - t0)
 
     async def _reply_error(self, req: Request, err: ProtocolError | BusError, code: int | None = None) -> None:
@@ -343,6 +345,7 @@ class ServiceRunner:
                     elapsed_ns=time.perf_counter_ns() - t0,
                     outcome=outcome,
                     code=code,
+                    busy=bool(self._running),
                 )
 
     async def _refuse(self, req: Request, token: str, t0: int, err: ProtocolError) -> None:
@@ -430,7 +433,7 @@ class ServiceRunner:
         """Reply with the result; returns the error code when an error went out instead (too large to deliver)."""
         body = _encoder.encode(result)
         if len(body) <= self.bus.max_payload - _HEADROOM:
-            await req.respond(body, self._reply_headers)
+            await req.respond(body, self._reply_block)
             return None
         # Too big for one message: claim check through the object store (never a silent truncation).
         try:
@@ -465,7 +468,7 @@ class ServiceRunner:
                 body = ops.completion_complete(svc, req.data)
             else:
                 body = ops.prompts_get(svc, op[len("prompts.get.") :], req.data)
-            await req.respond(body, self._reply_headers)
+            await req.respond(body, self._reply_block)
         except ProtocolError as exc:
             error = exc.message
             await self._reply_error(req, exc)
