@@ -23,7 +23,7 @@ from schemas.config import NatsSettings
 
 from .errors import BusError, DeadlineExceeded, NotConnected, translate
 from .mux import Call, Inbox
-from .serve import Endpoint, Handler
+from .serve import Endpoint, Handler, Request
 from .subjects import Subjects
 from .wire import Headers, Wire
 
@@ -124,8 +124,10 @@ class Bus:
         max_concurrency: int = 64,
         max_pending: int = 2048,
         drain_timeout: float = 30.0,
+        on_refused: Callable[[Request], None] | None = None,
     ) -> Endpoint:
-        """A queue-group endpoint; use with `async with` (drains on exit)."""
+        """A queue-group endpoint; use with `async with` (drains on exit). `on_refused` sees each
+        request refused as overloaded (after the refusal is on its way)."""
         return Endpoint(
             self.wire,
             subject,
@@ -134,6 +136,7 @@ class Bus:
             max_concurrency=max_concurrency,
             max_pending=max_pending,
             drain_timeout=drain_timeout,
+            on_refused=on_refused,
         )
 
     async def flush(self, timeout: float = 5.0) -> None:

@@ -98,8 +98,10 @@ class Endpoint:
         max_concurrency: int = 64,
         max_pending: int = 2048,
         drain_timeout: float = 30.0,
+        on_refused: Callable[[Request], None] | None = None,
     ) -> None:
         self._wire = wire
+        self._on_refused = on_refused
         self.subject = subject
         self.queue = queue
         self._handler = handler
@@ -150,6 +152,11 @@ class Endpoint:
         req = Request(self._wire, subject, reply, data, headers)
         if len(self._inflight) >= self._capacity:
             task = asyncio.create_task(self._refuse(req))
+            if self._on_refused is not None:
+                try:
+                    self._on_refused(req)
+                except Exception:  # a bug in the hook must not turn a refusal into a lost reply
+                    log.exception("the refusal hook of %s failed", self.subject)
         else:
             self._inflight.add(req)
             self._idle.clear()

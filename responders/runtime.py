@@ -35,7 +35,7 @@ from bus import (
     put_result,
     tool_token,
 )
-from bus.errors import DEADLINE, PAYLOAD_TOO_LARGE
+from bus.errors import DEADLINE, OVERLOADED, PAYLOAD_TOO_LARGE
 from schemas import bus as h
 from schemas.audit import Outcome
 from schemas.bus import Capabilities, ServiceDescription
@@ -214,6 +214,7 @@ class ServiceRunner:
                     max_concurrency=s.max_concurrency,
                     max_pending=s.max_pending,
                     drain_timeout=s.drain_timeout,
+                    on_refused=self._overloaded if self._audit is not None else None,
                 ):
                     await self.bus.flush()
                     events = self._events
@@ -347,6 +348,22 @@ class ServiceRunner:
                     code=code,
                     busy=bool(self._running),
                 )
+
+    def _overloaded(self, req: Request) -> None:
+        """A tools/call refused as overloaded (-31007, bus/serve.py) got an answer: it is audited too."""
+        op = self.subjects.operation(req.subject, self.service.name)
+        if self._audit is None or op is None or not op.startswith("tools.call."):
+            return
+        self._audit.record(
+            req.headers,
+            call_id=req.headers.get(h.CALL_ID) or new_instance_id(),
+            tool=op[11:],
+            arguments=None,
+            elapsed_ns=0,
+            outcome="protocol_error",
+            code=OVERLOADED,
+            busy=True,
+        )
 
     async def _refuse(self, req: Request, token: str, t0: int, err: ProtocolError) -> None:
         """Refuse a call; it still counts (as an error) on the endpoint its subject named, if that exists."""

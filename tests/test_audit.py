@@ -238,3 +238,26 @@ async def test_deadline_exceeded_is_the_callers_problem_not_the_records(bus: Bus
     assert await wait_count(bus, root, 1, timeout=10) == 1
     (rec,) = await read_records(bus, root)
     assert rec.callId == "impatient" and rec.outcome == "ok" and rec.durationMs >= 400
+
+
+async def test_calls_refused_as_overloaded_are_audited_too(responders: Responders, bus: Bus, root: str, tmp_path: Path) -> None:
+    """A call refused at once as overloaded (-31007) got an answer, so it has its record too: one per call, whatever happened."""
+    cfg = tmp_path / "small.toml"
+    cfg.write_text(f'state_dir = "{tmp_path / "state"}"\n[responder]\nmax_concurrency = 2\nmax_pending = 3\n')
+    start_audited(responders, cfg)
+    await responders.wait_instances(SERVICE, 1)
+    subj = f"{root}.{SERVICE}.tools.call.wait"
+    ids = [f"burst-{i}" for i in range(20)]
+    with anyio.fail_after(30):
+        replies = await asyncio.gather(*(
+            bus.request(subj, call_body("wait", {"seconds": 0.5}), {h.CALL_ID: cid, h.CLIENT: "load"}, timeout=10) for cid in ids
+        ))
+        refused = {cid for cid, r in zip(ids, replies, strict=True) if (r.headers or {}).get(h.SERVICE_ERROR_CODE) == "-31007"}
+        assert len(refused) >= 10, f"capacity is 5 of 20 simultaneous calls, yet only {len(refused)} were refused"
+        assert await wait_count(bus, root, len(ids), timeout=20) == len(ids)
+        records = await read_records(bus, root)
+    by_id = {r.callId: r for r in records}
+    assert len(records) == len(by_id) == len(ids) and set(by_id) == set(ids)
+    assert {cid for cid, r in by_id.items() if r.errorCode == -31007} == refused
+    assert all(by_id[c].outcome == "protocol_error" and by_id[c].tool == "wait" and by_id[c].identity == "load" for c in refused)
+    assert all(by_id[c].outcome == "ok" for c in set(ids) - refused)
