@@ -419,11 +419,16 @@ class ServiceRunner:
                 responses=responses,
                 events=self._events,
             )
-        task = asyncio.current_task()
-        assert task is not None
-        self._running[call_id] = task
+        # A quick synchronous tool runs to its end without yielding: no cancel and no deadline timer
+        # could interrupt it, so it gets neither a registration nor a timer (the deadline was checked).
+        if not spec.inline:
+            task = asyncio.current_task()
+            assert task is not None
+            self._running[call_id] = task
         try:
-            if deadline is None:
+            if spec.inline:
+                value = spec.fn(**kwargs)
+            elif deadline is None:
                 value = await spec.invoke(kwargs)
             else:
                 async with asyncio.timeout(deadline - time.time()):
@@ -442,7 +447,8 @@ class ServiceRunner:
             log.exception("tool %s.%s failed (call %s)", self.service.name, spec.name, call_id)
             return error_result(f"{self.service.name}.{spec.name} failed with an internal error (call id {call_id})")
         finally:
-            self._running.pop(call_id, None)
+            if not spec.inline:
+                self._running.pop(call_id, None)
 
     async def _send_result(
         self, req: Request, result: CallToolResult | InputRequiredResult, spec: ToolSpec, call_id: str = ""

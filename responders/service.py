@@ -45,9 +45,12 @@ class ToolSpec:
     """A synchronous handler that may block runs in a worker thread; a quick one runs inline."""
     definition: bytes = field(init=False, default=b"")
     is_async: bool = field(init=False, default=False)
+    inline: bool = field(init=False, default=False)
+    """Synchronous and quick: runs in the loop without yielding (no timer, nothing to cancel)."""
 
     def __post_init__(self) -> None:
         self.is_async = inspect.iscoroutinefunction(self.fn)
+        self.inline = not self.is_async and not self.blocking
         body: dict[str, Any] = {"name": self.name, "description": self.description}
         if self.title:
             body["title"] = self.title

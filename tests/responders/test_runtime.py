@@ -131,6 +131,19 @@ async def test_deadline_header_stops_the_work(served: Bus) -> None:
     assert time.monotonic() - t0 < 4
 
 
+async def test_a_quick_sync_tool_runs_inline_and_still_honours_a_passed_deadline(served: Bus) -> None:
+    """Quick synchronous tools run without a timer or a cancel registration; a deadline already
+    passed when the call arrives still gets the deadline error, and the tool does not run."""
+    assert served is not None and make_service().tools["add"].inline and not make_service().tools["waits"].inline
+    ok, _ = await call(served, "add", {"a": 1}, {"Mcp-Deadline": str(int((time.time() + 30) * 1000))})
+    assert ok["structuredContent"] == {"x": 2, "y": 0}
+    msg = await served.request(
+        f"{served.subjects.root}.unit.tools.call.add", b'{"name":"add","arguments":{"a":1}}',
+        {"Mcp-Deadline": str(int((time.time() - 1) * 1000)), "Mcp-Call-Id": "late"}, timeout=5,
+    )
+    assert msg.headers and msg.headers["Nats-Service-Error-Code"] == "-31002"
+
+
 async def test_cancel_subject_cancels_the_call_without_reply(served: Bus) -> None:
     """A publish on <root>.<svc>.cancel with the call id cancels the handler, and no reply is sent."""
     root = served.subjects.root
