@@ -3,6 +3,7 @@
     python -m bench                 # 3 interleaved repetitions (about 10 minutes on 2 vCPUs)
     python -m bench --quick         # 1 short repetition, to check that everything works
     python -m bench profile         # py-spy profiles of the bridge and the fs responder at K=64
+    python -m bench latency         # where a sequential call's time goes, process by process
 
 Exit status: 0 when every call succeeded (whether or not the targets were met), 1 when a
 call failed, 2 when the run could not be set up.
@@ -47,7 +48,7 @@ def _machine() -> str:
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m bench", description="Benchmark the mcp-nats bridge against direct stdio MCP servers.")
-    p.add_argument("command", nargs="?", default="run", choices=("run", "profile"))
+    p.add_argument("command", nargs="?", default="run", choices=("run", "profile", "latency"))
     p.add_argument("--quick", action="store_true", help="one short repetition (a smoke run; numbers are rough)")
     p.add_argument("--reps", type=int, help="repetitions (default 3; 1 with --quick)")
     p.add_argument("--only", default="bridge,node-fs,sdk,npx,nats,scaling",
@@ -87,6 +88,10 @@ def main(argv: list[str] | None = None) -> int:
             from .profile import profile
 
             return profile(rig, seconds=args.seconds, rate=args.rate)
+        if args.command == "latency":
+            from .latency import latency
+
+            return latency(rig, reps=args.reps or (1 if args.quick else 3), count=1000 if args.quick else 2000)
         from .report import render
         from .run import Plan, run
 
