@@ -140,10 +140,8 @@ class Bus:
         )
 
     async def flush(self, timeout: float = 5.0) -> None:
-        try:
-            await self.nc.flush(timeout=timeout)  # type: ignore[arg-type]
-        except Exception as exc:
-            raise translate(exc, url=self._urls) from exc
+        """Return once the server has processed everything this connection sent (subscriptions too)."""
+        await self.wire.flush(timeout)
 
 
 def _as_msg(subject: str, data: bytes, headers: dict[str, str]) -> Msg:

@@ -135,6 +135,12 @@ class Endpoint:
                 await sub.drain()  # type: ignore[no-untyped-call]
             except Exception:  # connection closed or draining: queued messages are gone with it
                 log.debug("subscription drain failed for %s", self.subject, exc_info=True)
+            try:
+                # nats-py's drain pings before its UNSUB is written: only a ping after it proves the
+                # server stopped routing here, and a request routed until then must still be served.
+                await self._wire.flush(self._drain_timeout)
+            except Exception:  # the connection is gone: nothing more can arrive
+                log.debug("flush after the drain of %s failed", self.subject, exc_info=True)
             self._wire.forget(sub)
         try:
             await asyncio.wait_for(self._idle.wait(), self._drain_timeout)

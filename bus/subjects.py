@@ -5,12 +5,12 @@ from __future__ import annotations
 import re
 from typing import Final
 
-TOKEN_SAFE: Final = re.compile(r"^[A-Za-z0-9_-]+$")
+TOKEN_SAFE: Final = re.compile(r"[A-Za-z0-9_-]+")  # fullmatch: "$" would let a trailing newline through
 UNSAFE_TOOL_TOKEN: Final = "_"
 
 
 def is_token(value: str) -> bool:
-    return bool(TOKEN_SAFE.match(value))
+    return TOKEN_SAFE.fullmatch(value) is not None
 
 
 def tool_token(tool: str) -> str:

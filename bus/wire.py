@@ -29,7 +29,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
-from .errors import translate
+from .errors import PayloadTooLarge, translate
 
 if TYPE_CHECKING:
     from nats.aio.client import Client
@@ -78,10 +78,13 @@ def encode_headers(headers: Mapping[str, str]) -> bytes:
 
 
 def add_headers(block: bytes, more: Mapping[str, str]) -> bytes:
-    """`block` (from `encode_headers`) with the headers of `more` after its own."""
+    """`block` (from `encode_headers`) with the headers of `more`; a key of `more` replaces the
+    block's (a key is never sent twice: readers disagree on which one wins)."""
     extra = encode_headers(more)
     if not block or not extra:
         return block or extra
+    if any(f"\r\n{k}:".encode() in block for k in more):
+        return encode_headers({**parse_headers(block), **more})
     return block[:-2] + extra[len(_HDR_START) :]
 
 
@@ -135,10 +138,19 @@ class Wire:
     async def publish(self, subject: str, data: bytes, headers: Headers = None, reply: str = "") -> None:
         """Publish (headers as a mapping or a pre-encoded block). Raises BusError like Bus.publish."""
         nc = self._nc
+        try:
+            hdr = headers if isinstance(headers, bytes) else encode_headers(headers) if headers else b""
+        except (ValueError, TypeError, AttributeError):  # a bad header: nats-py's publish raises its own error for it
+            await self._publish_slow(subject, data, headers, reply)
+            return
+        limit = getattr(nc, "_max_payload", 0) or nc.max_payload
+        if len(hdr) + len(data) > limit:
+            # nats-py checks the body only; the server answers headers + body over the limit with
+            # -ERR, after which nats-py closes the connection for good.
+            raise PayloadTooLarge(len(hdr) + len(data), limit)
         if (
             not self.fast
             or nc._status != _CONNECTED
-            or len(data) > nc._max_payload
             or not subject
             or _BAD_SUBJECT.search(subject)
             or (reply and _BAD_SUBJECT.search(reply))
@@ -146,15 +158,15 @@ class Wire:
             await self._publish_slow(subject, data, headers, reply)
             return
         try:
-            hdr = headers if isinstance(headers, bytes) else encode_headers(headers) if headers else b""
-        except ValueError:  # a bad header name: nats-py's publish raises its own error for it
+            subj, rep = subject.encode(), reply.encode()
+        except UnicodeEncodeError:  # a lone surrogate: nats-py refuses it in its own words
             await self._publish_slow(subject, data, headers, reply)
             return
         if hdr:
             n = len(hdr)
-            cmd = b"".join((b"HPUB %b %b %d %d\r\n" % (subject.encode(), reply.encode(), n, n + len(data)), hdr, data, _CRLF))
+            cmd = b"".join((b"HPUB %b %b %d %d\r\n" % (subj, rep, n, n + len(data)), hdr, data, _CRLF))
         else:
-            cmd = b"".join((b"PUB %b %b %d\r\n" % (subject.encode(), reply.encode(), len(data)), data, _CRLF))
+            cmd = b"".join((b"PUB %b %b %d\r\n" % (subj, rep, len(data)), data, _CRLF))
         nc._pending.append(cmd)
         nc._pending_data_size += len(cmd)
         try:
@@ -180,6 +192,20 @@ class Wire:
             await self._nc.publish(subject, data, reply=reply, headers=hdrs)  # type: ignore[arg-type]
         except Exception as exc:
             raise translate(exc, subject=subject, url=self._url, size=len(data), limit=self._nc.max_payload) from exc
+
+    async def flush(self, timeout: float = 5.0) -> None:
+        """Return once the server has processed everything sent so far, subscriptions included.
+
+        nats-py's `flush()` writes its PING straight to the socket, ahead of commands still in its
+        buffer (a SUB or UNSUB just made), so its PONG alone proves nothing about them: write
+        the buffer first, then ping."""
+        nc = self._nc
+        try:
+            if self.fast and nc._status == _CONNECTED and nc._pending_data_size:
+                await nc._flush_pending(force_flush=True)
+            await nc.flush(timeout=timeout)  # type: ignore[arg-type]
+        except Exception as exc:
+            raise translate(exc, url=self._url) from exc
 
     # -- delivery -----------------------------------------------------------------------------
 

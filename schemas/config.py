@@ -12,8 +12,8 @@ from msgspec import Meta, Struct, field
 
 Positive = Annotated[float, Meta(gt=0)]
 PositiveInt = Annotated[int, Meta(gt=0)]
-Token = Annotated[str, Meta(pattern=r"^[A-Za-z0-9_-]+$", max_length=32)]
-StreamName = Annotated[str, Meta(pattern=r"^([A-Za-z0-9_-]{1,64})?$")]
+Token = Annotated[str, Meta(pattern=r"^[A-Za-z0-9_-]+\Z", max_length=32)]  # \Z: "$" matches before a final newline
+StreamName = Annotated[str, Meta(pattern=r"^([A-Za-z0-9_-]{1,64})?\Z")]
 Replicas = Annotated[int, Meta(ge=0, le=5)]
 """Stream replicas; 0 follows the cluster (3 when the server is clustered, else 1), as DESIGN.md section 5 asks."""
 NonNegative = Annotated[float, Meta(ge=0)]

@@ -12,7 +12,8 @@ import pytest
 
 from bus import Bus, BusError, NotConnected, PayloadTooLarge, connect
 from bus import wire as wire_mod
-from bus.wire import Wire, encode_headers, parse_headers
+from bus.subjects import is_token, tool_token
+from bus.wire import Wire, add_headers, encode_headers, parse_headers
 from schemas.config import NatsSettings
 
 pytestmark = pytest.mark.anyio
@@ -55,6 +56,13 @@ async def _collect(nc: Any, subject: str) -> tuple[Any, list[Any]]:
     return await nc.subscribe(subject, cb=cb), got
 
 
+async def _settled(nc: Any) -> None:
+    """Until the server has processed what `nc` sent: nats-py's flush() pings ahead of commands still
+    in its buffer (a SUB just made), so one PONG proves nothing about them; the second one does."""
+    await nc.flush()
+    await nc.flush()
+
+
 async def _until(cond: Any, timeout: float = 10.0, state: Any = None) -> None:
     end = asyncio.get_running_loop().time() + timeout
     while not cond():
@@ -77,7 +85,7 @@ async def test_publish_delivers_what_nats_py_would(nats_settings: NatsSettings, 
         plain = await nats.connect(nats_settings.url)
         try:
             sub, got = await _collect(plain, f"{root}.x.>")
-            await plain.flush()
+            await _settled(plain)
             block = encode_headers({"Mcp-Instance": "i1"})
             await bus.publish(f"{root}.x.a", b"one", {"K": "v", "Mcp-Call-Id": "c1"}, reply="r.1")
             await bus.publish(f"{root}.x.b", b"", block)
@@ -123,10 +131,15 @@ async def test_subscribe_delivers_what_nats_py_sent(nats_settings: NatsSettings,
             ]
             await sub.unsubscribe()
             bus.wire.forget(sub)
-            await plain.publish(f"{root}.y.4", b"late")
-            await plain.flush()
             await bus.flush()
+            marks: list[bytes] = []
+            marker = await bus.wire.subscribe(f"{root}.mark", lambda s, r, d, h: marks.append(d))
+            await bus.flush()
+            await plain.publish(f"{root}.y.4", b"late")
+            await plain.publish(f"{root}.mark", b"after late")  # same connection: arrives after "late" would
+            await _until(lambda: marks == [b"after late"])
             assert len(got) == 3
+            await marker.unsubscribe()
         finally:
             await plain.close()
 
@@ -218,3 +231,92 @@ async def test_not_connected_error_names_the_server(nats_settings: NatsSettings,
         bus_holder.append(bus)
     with pytest.raises(NotConnected):
         await bus_holder[0].publish(f"{root}.closed", b"x")
+
+
+async def test_headers_and_body_over_max_payload_are_refused_before_the_server_closes_us(
+    nats_settings: NatsSettings, root: str
+) -> None:
+    """nats-py checks only the body; the server answers body + headers over max_payload with -ERR
+    and nats-py then closes the connection for good. The wire refuses such a message itself."""
+    async with connect(nats_settings, name="wire-test", ident="w8") as bus:
+        body = b"x" * (bus.max_payload - 10)
+        with pytest.raises(PayloadTooLarge):
+            await bus.publish(f"{root}.edge", body, {"Mcp-Client-Capabilities": "y" * 100})
+        got: list[int] = []
+        sub = await bus.wire.subscribe(f"{root}.edge", lambda s, r, d, h: got.append(len(d)))
+        await bus.flush()
+        await bus.publish(f"{root}.edge", body)  # exactly under the limit, no headers: fine
+        await _until(lambda: got == [len(body)])
+        assert bus.connected
+        await sub.unsubscribe()
+
+
+def test_add_headers_replaces_a_key_rather_than_sending_it_twice() -> None:
+    block = add_headers(encode_headers({"A": "1", "B": "2"}), {"A": "3", "C": "4"})
+    assert block.count(b"\r\nA:") == 1
+    assert parse_headers(block) == {"A": "3", "B": "2", "C": "4"}
+    assert add_headers(encode_headers({"A": "1"}), {"C": "4"}) == encode_headers({"A": "1", "C": "4"})
+
+
+async def test_a_subject_that_cannot_be_encoded_is_a_bus_error(nats_settings: NatsSettings, root: str) -> None:
+    async with connect(nats_settings, name="wire-test", ident="w9") as bus:
+        with pytest.raises(BusError):
+            await bus.publish(f"{root}.\udc80", b"lone surrogate")
+        assert bus.connected
+
+
+def test_a_trailing_newline_is_not_a_token() -> None:
+    assert not is_token("read\n") and tool_token("read\n") == "_" and is_token("read_file-2")
+
+
+async def test_requests_routed_while_an_endpoint_drains_are_still_served(nats_server: Any, root: str) -> None:
+    """nats-py's drain pings before its UNSUB is on the wire, so its PONG does not prove the server
+    stopped routing to us. A proxy holds the responder's UNSUB back for 0.5 s: a request sent in
+    that window reaches the draining endpoint and must be answered, not dropped."""
+
+    async def pipe(r: asyncio.StreamReader, w: asyncio.StreamWriter, hold_unsub: bool) -> None:
+        try:
+            while data := await r.read(65536):
+                i = data.find(b"UNSUB ") if hold_unsub else -1
+                if i >= 0:
+                    w.write(data[:i])
+                    await w.drain()
+                    await asyncio.sleep(0.5)
+                    data = data[i:]
+                w.write(data)
+                await w.drain()
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            w.close()
+
+    async def handle(cr: asyncio.StreamReader, cw: asyncio.StreamWriter) -> None:
+        sr, sw = await asyncio.open_connection("127.0.0.1", nats_server.port)
+        await asyncio.gather(pipe(cr, sw, True), pipe(sr, cw, False), return_exceptions=True)
+
+    proxy = await asyncio.start_server(handle, "127.0.0.1", 0)
+    purl = f"nats://127.0.0.1:{proxy.sockets[0].getsockname()[1]}"
+    handled: list[bytes] = []
+    try:
+        async with (
+            connect(NatsSettings(url=purl, root=root, connect_timeout=2.0), name="drainer", ident="wd1") as rbus,
+            connect(NatsSettings(url=nats_server.url, root=root, connect_timeout=2.0), name="caller", ident="wd2") as cbus,
+        ):
+
+            async def handler(req: Any) -> None:
+                handled.append(req.data)
+                await req.respond(b"ok:" + req.data)
+
+            ep = rbus.serve(f"{root}.svc", "q", handler, drain_timeout=5)
+            await ep.__aenter__()
+            await rbus.flush()
+            assert (await cbus.request(f"{root}.svc", b"before", timeout=5)).data == b"ok:before"
+            drain = asyncio.create_task(ep.drain())
+            await asyncio.sleep(0.2)  # the drain's first PONG is back; its UNSUB is still held by the proxy
+            reply = await cbus.request(f"{root}.svc", b"in the window", timeout=5)
+            assert reply.data == b"ok:in the window"
+            await asyncio.wait_for(drain, 10)
+            assert handled == [b"before", b"in the window"]
+    finally:
+        proxy.close()
+        await proxy.wait_closed()

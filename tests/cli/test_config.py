@@ -143,6 +143,8 @@ def test_unknown_mcp_nats_variable_is_refused(tmp_path: Path, monkeypatch: pytes
         ({}, "[bridge]\ncall_timeout = 0\n", "bridge.call_timeout"),
         ({"MCP_NATS_ROOT": "a.b"}, "", "nats.root"),
         ({}, '[nats]\nroot = "mcp.prod"\n', "nats.root"),
+        ({"MCP_NATS_ROOT": "mcp\n"}, "", "nats.root"),
+        ({}, '[audit]\nstream = "AUDIT\\n"\n', "audit.stream"),
         ({"MCP_NATS_RESPONDER_MAX_CONCURRENCY": "0"}, "", "responder.max_concurrency"),
         ({}, '[fs]\nroots = "/one"\n', "fs.roots"),
         ({}, "[bridge]\nmax_tool_name = 500\n", "bridge.max_tool_name"),
