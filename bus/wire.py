@@ -15,6 +15,11 @@ about half of the bridge's and the responders' Python time per call (bench/profi
   subscription's sid; the parser's call to `Client._process_msg` comes here first and goes on
   to nats-py only for the other subscriptions.
 
+It also closes three gaps of nats-py: headers count toward `max_payload` (over it the server
+answers -ERR and nats-py closes the connection for good); `flush` writes the buffer before its
+PING (nats-py pings ahead of a buffered SUB or UNSUB, so its PONG proves nothing about them);
+and a draining `Endpoint` keeps its route until that flush (bus/serve.py).
+
 Both hook private points of nats-py (pinned in pyproject.toml): `Client._process_msg`,
 `_pending`, `_pending_data_size`, `_flush_queue` and `_flush_pending`. `Wire` checks they exist
 when it is made; when one is missing (another nats-py), it leaves nats-py's path in place
