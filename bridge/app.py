@@ -89,9 +89,18 @@ class Upstream:
                     )
                     self.resources = Resources(bus, self.discovery, min(30.0, self._settings.bridge.call_timeout))
                     watcher = asyncio.create_task(self._mark_ready(self.discovery))
+                    sweeps = asyncio.create_task(self.discovery.run())
+                    lost = asyncio.create_task(bus.closed.wait())
                     try:
-                        await self.discovery.run()
+                        await asyncio.wait({sweeps, lost}, return_when=asyncio.FIRST_COMPLETED)
+                        if sweeps.done():
+                            sweeps.result()  # discovery ended with an error: let it out, as before
+                        else:
+                            log.warning("the NATS connection was closed for good (%s); connecting again", bus.close_reason())
                     finally:
+                        for t in (sweeps, lost):
+                            t.cancel()
+                        await asyncio.gather(sweeps, lost, return_exceptions=True)
                         watcher.cancel()
                         for sub in subs:
                             with contextlib.suppress(Exception):

@@ -52,8 +52,11 @@ class ServerInfo:
 class Bus:
     """A connected bus: publish, call (multiplexed request-reply), serve (queue groups), scatter."""
 
-    def __init__(self, nc: Client, settings: NatsSettings, ident: str) -> None:
+    def __init__(self, nc: Client, settings: NatsSettings, ident: str, closed: asyncio.Event | None = None) -> None:
         self.nc = nc
+        self.closed = closed or asyncio.Event()
+        """Set when nats-py has closed the connection for good (it does on most -ERR replies of the
+        server, e.g. a limit of the account): the connection will not come back; make a new one."""
         self.settings = settings
         self.ident = ident
         self.subjects = Subjects(settings.root)
@@ -72,6 +75,10 @@ class Bus:
     @property
     def connected(self) -> bool:
         return self.nc.is_connected
+
+    def close_reason(self) -> str:
+        err = self.nc.last_error
+        return str(err) if err else "closed"
 
     async def publish(self, subject: str, data: bytes, headers: Headers = None, reply: str = "") -> None:
         """Publish; `headers` may be a block pre-encoded with `encode_headers` (a hot path's constant headers)."""
@@ -178,6 +185,11 @@ async def connect(
         if not (nc.is_closed or nc.is_draining):
             log.warning("disconnected from NATS; reconnecting")
 
+    closed = asyncio.Event()
+
+    async def closed_cb() -> None:
+        closed.set()
+
     async def reconnected_cb() -> None:
         log.info("reconnected to NATS at %s", nc.connected_url.netloc if nc.connected_url else "?")
         if on_reconnect is not None:
@@ -194,6 +206,7 @@ async def connect(
         "error_cb": error_cb,
         "disconnected_cb": disconnected_cb,
         "reconnected_cb": reconnected_cb,
+        "closed_cb": closed_cb,
         "ping_interval": 20,
         "max_outstanding_pings": 3,
         "pending_size": 64 * 1024 * 1024,
@@ -210,7 +223,7 @@ async def connect(
         reason = "no server answered" if isinstance(exc, TimeoutError | nats.errors.NoServersError) else str(exc) or type(exc).__name__
         raise NotConnected(",".join(urls), reason) from exc
     log.debug("connected to %s in %.1f ms", urls, (time.monotonic() - started) * 1000)
-    bus = Bus(nc, settings, ident)
+    bus = Bus(nc, settings, ident, closed)
     try:
         await bus.inbox.start()
         yield bus

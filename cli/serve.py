@@ -21,6 +21,7 @@ log = logging.getLogger("mcp-nats")
 def serve_command(args: argparse.Namespace, settings: Settings) -> int:
     from msgspec.structs import replace
 
+    from bus import BusError
     from responders import SERVICES, build_service, serve
 
     from .main import _run
@@ -42,7 +43,11 @@ def serve_command(args: argparse.Namespace, settings: Settings) -> int:
     settings = replace(settings, nats=replace(settings.nats, url=url))
     if not settings.responder.state_key:
         settings = replace(settings, responder=replace(settings.responder, state_key=_state_key(settings)))
-    _run(serve(service, settings))
+    try:
+        _run(serve(service, settings))
+    except BusError as exc:  # could not connect, or the connection was closed for good
+        log.error("%s %s", args.service, exc)
+        return 1
     return 0
 
 

@@ -10,7 +10,7 @@ import signal
 from collections.abc import Callable
 from typing import Any, Final
 
-from bus import Bus, BusError, JetStream, connect, events_stream
+from bus import Bus, BusError, JetStream, NotConnected, connect, events_stream
 from schemas.config import Settings
 
 from .audit import AuditLog, spool_root
@@ -57,11 +57,29 @@ async def serve(service: Service, settings: Settings, *, instance: str | None = 
                 if settings.audit.enabled
                 else None
             )
-            async with _attached(service, bus):
-                await ServiceRunner(service, bus, settings.responder, instance=instance, audit=audit).run(stop)
+            lost: list[str] = []
+            watch = asyncio.create_task(_stop_when_closed(bus, stop, lost))
+            try:
+                async with _attached(service, bus):
+                    await ServiceRunner(service, bus, settings.responder, instance=instance, audit=audit).run(stop)
+            finally:
+                watch.cancel()
+            if lost:
+                raise NotConnected(settings.nats.url, f"the connection was closed for good ({lost[0]})")
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
+
+
+async def _stop_when_closed(bus: Bus, stop: asyncio.Event, lost: list[str]) -> None:
+    """nats-py closes the connection for good on most -ERR replies: stop (draining what can be
+    drained; audit records go to the spool) so that the process exits and can be started again,
+    instead of staying up without a connection."""
+    await bus.closed.wait()
+    if not stop.is_set():
+        lost.append(bus.close_reason())
+        log.error("the NATS connection was closed for good (%s); stopping", lost[0])
+        stop.set()
 
 
 async def ensure_events_stream(bus: Bus, settings: Settings) -> None:

@@ -79,3 +79,54 @@ async def test_rolling_restart_under_load_fails_no_call(responders: Responders, 
                     await responders.wait_instances("fs", 2)
                 stop.set()
     assert failures == [] and done > 50
+
+
+async def test_a_connection_the_server_closes_for_good_is_replaced(nats_server: EmbeddedServer, tmp_path: Path, root: str) -> None:
+    """nats-py closes a connection for good (no reconnect) on most `-ERR` replies of the server,
+    e.g. an account limit. The bridge then connects again and calls work; a responder stops with
+    exit status 1 and says why, so whatever started it can start it again."""
+    import asyncio
+    import subprocess
+
+    from mcp.shared.exceptions import MCPError
+
+    from .conftest import MCP_NATS, child_env
+    from .proxy import NatsProxy
+
+    (tmp_path / "f.txt").write_text("hello")
+    async with NatsProxy(nats_server.port) as bridge_side, NatsProxy(nats_server.port) as responder_side:
+        responders = Responders(nats_server.url, root)
+        try:
+            responders.start("fs", "--root", str(tmp_path))
+            await responders.wait_instances("fs", 1)
+            argv = ["bridge", "--url", bridge_side.url, "--subject-root", root]
+            with anyio.fail_after(60):
+                async with bridge_client(argv, mode="legacy") as c:
+                    ok = await c.call_tool("fs_read_text_file", {"path": str(tmp_path / "f.txt")})
+                    assert ok.content[0].text == "hello"  # type: ignore[union-attr]
+                    bridge_side.inject_err()
+                    texts: list[str] = []
+                    for _ in range(150):  # the bridge notices, connects again and rediscovers the service
+                        try:
+                            r = await c.call_tool("fs_read_text_file", {"path": str(tmp_path / "f.txt")})
+                        except MCPError:  # "NATS is not reachable" while it connects again
+                            r = None
+                        if r is not None and not r.is_error and r.content[0].text == "hello":  # type: ignore[union-attr]
+                            texts.append("hello")
+                            break
+                        await asyncio.sleep(0.1)
+                    assert texts == ["hello"], "the bridge did not recover from a connection closed for good"
+                    assert bridge_side.connections >= 2
+            log = tmp_path / "responder.log"
+            with log.open("wb") as err:
+                proc = subprocess.Popen(
+                    [MCP_NATS, "serve", "fs", "--root", str(tmp_path), "--url", responder_side.url, "--subject-root", root],
+                    stdin=subprocess.DEVNULL, stdout=err, stderr=err, env=child_env(),
+                )
+            responders.procs.append(proc)
+            await responders.wait_instances("fs", 2)
+            responder_side.inject_err()
+            assert await anyio.to_thread.run_sync(lambda: proc.wait(20)) == 1
+            assert "closed for good" in log.read_text()
+        finally:
+            responders.stop_all()

@@ -16,6 +16,8 @@ from bus.subjects import is_token, tool_token
 from bus.wire import Wire, add_headers, encode_headers, parse_headers
 from schemas.config import NatsSettings
 
+from ..proxy import NatsProxy
+
 pytestmark = pytest.mark.anyio
 
 HEADER_BLOCKS = [
@@ -274,32 +276,10 @@ async def test_requests_routed_while_an_endpoint_drains_are_still_served(nats_se
     stopped routing to us. A proxy holds the responder's UNSUB back for 0.5 s: a request sent in
     that window reaches the draining endpoint and must be answered, not dropped."""
 
-    async def pipe(r: asyncio.StreamReader, w: asyncio.StreamWriter, hold_unsub: bool) -> None:
-        try:
-            while data := await r.read(65536):
-                i = data.find(b"UNSUB ") if hold_unsub else -1
-                if i >= 0:
-                    w.write(data[:i])
-                    await w.drain()
-                    await asyncio.sleep(0.5)
-                    data = data[i:]
-                w.write(data)
-                await w.drain()
-        except (ConnectionError, OSError):
-            pass
-        finally:
-            w.close()
-
-    async def handle(cr: asyncio.StreamReader, cw: asyncio.StreamWriter) -> None:
-        sr, sw = await asyncio.open_connection("127.0.0.1", nats_server.port)
-        await asyncio.gather(pipe(cr, sw, True), pipe(sr, cw, False), return_exceptions=True)
-
-    proxy = await asyncio.start_server(handle, "127.0.0.1", 0)
-    purl = f"nats://127.0.0.1:{proxy.sockets[0].getsockname()[1]}"
     handled: list[bytes] = []
-    try:
+    async with NatsProxy(nats_server.port, hold_unsub=0.5) as proxy:
         async with (
-            connect(NatsSettings(url=purl, root=root, connect_timeout=2.0), name="drainer", ident="wd1") as rbus,
+            connect(NatsSettings(url=proxy.url, root=root, connect_timeout=2.0), name="drainer", ident="wd1") as rbus,
             connect(NatsSettings(url=nats_server.url, root=root, connect_timeout=2.0), name="caller", ident="wd2") as cbus,
         ):
 
@@ -317,6 +297,3 @@ async def test_requests_routed_while_an_endpoint_drains_are_still_served(nats_se
             assert reply.data == b"ok:in the window"
             await asyncio.wait_for(drain, 10)
             assert handled == [b"before", b"in the window"]
-    finally:
-        proxy.close()
-        await proxy.wait_closed()
