@@ -65,3 +65,22 @@ def unknown_tool(name: str) -> ProtocolError:
 
 def unknown_operation(op: str) -> ProtocolError:
     return ProtocolError(METHOD_NOT_FOUND, f"Method not found: {op}")
+
+
+class UnknownService(ResponderError):
+    """Raised when no plugin (entry point in `mcp_nats.services`, or registered) has this name."""
+
+    def __init__(self, name: str, known: list[str], detail: str | None = None) -> None:
+        self.name = name
+        super().__init__(detail or f"unknown service {name!r}; known services: {', '.join(known) or '(none)'}")
+
+
+class MissingExtra(ResponderError):
+    """Raised when a service's backend library is not installed; names the extra that brings it."""
+
+    def __init__(self, service: str, extra: str | None, module: str) -> None:
+        self.service = service
+        self.extra = extra
+        self.module = module
+        hint = f"install it with: pip install 'mcp-nats[{extra}]'" if extra else "install the package that provides it"
+        super().__init__(f"the {service} service needs the Python module {module!r}, which is not installed; {hint}")

@@ -1,0 +1,68 @@
+"""The service registry: every `ServicePlugin` installed as an entry point (group `mcp_nats.services`),
+plus any registered in-process with `register()`.
+
+Entry points are read once per process, lazily; a plugin whose module fails to import is reported
+when that service is asked for, never when another one is.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import logging
+from typing import Any, Final
+
+from .errors import MissingExtra, UnknownService
+from .plugin import ServicePlugin
+
+log = logging.getLogger(__name__)
+
+GROUP: Final = "mcp_nats.services"
+
+_registered: dict[str, ServicePlugin[Any]] = {}
+
+
+def register(plugin: ServicePlugin[Any]) -> ServicePlugin[Any]:
+    """Add a plugin in this process (tests, embedding); it wins over an entry point of the same name."""
+    _registered[plugin.name] = plugin
+    return plugin
+
+
+def unregister(name: str) -> None:
+    _registered.pop(name, None)
+
+
+def _entry_points() -> dict[str, importlib.metadata.EntryPoint]:
+    return {ep.name: ep for ep in importlib.metadata.entry_points(group=GROUP)}
+
+
+def names() -> list[str]:
+    """Every service kind known here, sorted (entry points are not imported for this)."""
+    return sorted(set(_entry_points()) | set(_registered))
+
+
+def get(name: str) -> ServicePlugin[Any]:
+    """The plugin named `name`. Raises UnknownService, or MissingExtra when its backends are not installed."""
+    if name in _registered:
+        plugin = _registered[name]
+    else:
+        ep = _entry_points().get(name)
+        if ep is None:
+            raise UnknownService(name, names())
+        try:
+            plugin = ep.load()
+        except ImportError as exc:
+            raise MissingExtra(name, None, exc.name or str(exc)) from exc
+        if not isinstance(plugin, ServicePlugin) or plugin.name != name:
+            raise UnknownService(name, names(), f"the entry point {ep.value} is not a ServicePlugin named {name!r}")
+    check_requirements(plugin)
+    return plugin
+
+
+def check_requirements(plugin: ServicePlugin[Any]) -> None:
+    """Import each module the plugin requires; the first missing one is a MissingExtra naming the extra."""
+    for module in plugin.requires:
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise MissingExtra(plugin.name, plugin.extra, module) from exc
