@@ -16,7 +16,7 @@ import msgspec
 from schemas.config import DEFAULT_URL, Settings
 
 CONFIG_FILE: Final = "mcp-nats.toml"
-_SECTIONS: Final = ("nats", "bridge", "responder", "fs", "audit", "events", "memory")
+_SECTIONS: Final = ("nats", "bridge", "responder", "fs", "audit", "events", "memory", "metrics")
 _ALIASES: Final = {"URL": ("nats", "url"), "ROOT": ("nats", "root"), "CREDENTIALS": ("nats", "credentials")}
 _NOT_SETTINGS: Final = {"CONFIG", "LOG_LEVEL"}
 _LIST_KEYS: Final = {("fs", "roots"), ("audit", "redact")}

@@ -138,6 +138,16 @@ class MemorySettings(Struct, kw_only=True, frozen=True, forbid_unknown_fields=Tr
     """Compare-and-set attempts per key before an update gives up (only under extreme contention)."""
 
 
+class MetricsSettings(Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    enabled: bool = True
+    """Serve Prometheus `/metrics` from every long-running process (bridge, responders, up)."""
+    host: str = "127.0.0.1"
+    """Address the metrics endpoint binds to (loopback unless you mean otherwise)."""
+    port: Annotated[int, Meta(ge=0, le=65535)] = 0
+    """Port of the metrics endpoint; 0 picks a free one (every process writes its target into
+    <state_dir>/prometheus/ for Prometheus' file-based discovery)."""
+
+
 class Settings(Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
     state_dir: str = ""
     """Where `up` keeps the server's data and the URL in use. Empty: $XDG_STATE_HOME/mcp-nats."""
@@ -148,3 +158,7 @@ class Settings(Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
     audit: AuditSettings = field(default_factory=AuditSettings)
     events: EventsSettings = field(default_factory=EventsSettings)
     memory: MemorySettings = field(default_factory=MemorySettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    log_format: Literal["text", "json"] = "text"
+    """"text": readable lines for a terminal; "json": one JSON object per line on stderr (time, level,
+    logger, message, and callId/traceId inside a call)."""
