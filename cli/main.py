@@ -42,7 +42,7 @@ def _setup_logging(level: str) -> None:
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", metavar="FILE", help="TOML settings file (default: $MCP_NATS_CONFIG, else ./mcp-nats.toml if present)")
-    p.add_argument("--url", help="NATS server URL(s), comma-separated (default: the URL `mcp-nats up` recorded, else nats://127.0.0.1:4222)")
+    p.add_argument("--url", "--nats-url", dest="url", help="NATS server URL(s), comma-separated (default: the URL `mcp-nats up` recorded, else nats://127.0.0.1:4222)")
     p.add_argument("--subject-root", dest="subject_root", metavar="TOKEN",
                    help="first token of every MCP subject (default: mcp); bridges and services must agree")
     p.add_argument("--log-level", default=os.environ.get("MCP_NATS_LOG_LEVEL"), help="debug, info, warning or error (logs go to stderr)")

@@ -61,7 +61,7 @@ class Responders:
         self.procs: list[subprocess.Popen[bytes]] = []
 
     def start(self, service: str = "fs", *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-        argv = [MCP_NATS, "serve", service, "--url", self.url, "--subject-root", self.root, "--log-level", "warning", *args]
+        argv = [MCP_NATS, "serve", service, "--nats-url", self.url, "--subject-root", self.root, "--log-level", "warning", *args]
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, env=child_env(**(env or {})))
         self.procs.append(proc)
         return proc
