@@ -23,6 +23,8 @@ seam catches and logs what escapes, and the call goes on), and be cheap when dis
 from __future__ import annotations
 
 import hashlib
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field
 from typing import Final, Literal, Protocol
 
 from msgspec import Struct
@@ -215,3 +217,33 @@ class ConnectionObserver(Protocol):
     """Sees the process's NATS connection (both sides)."""
 
     def reconnected(self) -> None: ...
+
+
+class AuditObserver(Protocol):
+    """Sees the audit log's state: records waiting in the spool, and the running total of failed publishes."""
+
+    def audit_changed(self, spool_records: int, publish_failures: int) -> None: ...
+
+
+class BackendTracer(Protocol):
+    """Makes a span around one backend call (a query, an HTTP request) inside the current call's span."""
+
+    def span(self, name: str, attributes: dict[str, str | int | float | bool]) -> AbstractContextManager[None]: ...
+
+
+class NoTracer:
+    """The tracer when tracing is off: costs one method call."""
+
+    def span(self, name: str, attributes: dict[str, str | int | float | bool]) -> AbstractContextManager[None]:
+        return nullcontext()
+
+
+@dataclass(frozen=True, kw_only=True)
+class Observers:
+    """Everything a process plugs into its seams; the CLI builds it (telemetry, audit, security)."""
+
+    calls: tuple[CallObserver, ...] = ()
+    bridge: tuple[BridgeObserver, ...] = ()
+    connection: tuple[ConnectionObserver, ...] = ()
+    audit: tuple[AuditObserver, ...] = ()
+    tracer: BackendTracer = field(default_factory=NoTracer)
