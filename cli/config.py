@@ -13,13 +13,17 @@ from typing import Any, Final
 
 import msgspec
 
+from responders import MissingExtra, ServicePlugin, UnknownService, registry
 from schemas.config import DEFAULT_URL, Settings
 
 CONFIG_FILE: Final = "mcp-nats.toml"
-_SECTIONS: Final = ("nats", "bridge", "responder", "fs", "audit", "events", "memory", "metrics")
+_SECTIONS: Final = tuple(
+    f.name for f in msgspec.structs.fields(Settings) if isinstance(f.type, type) and issubclass(f.type, msgspec.Struct)
+)
+"""The core sections ([nats], [bridge], ...); every other section belongs to a service plugin."""
 _ALIASES: Final = {"URL": ("nats", "url"), "ROOT": ("nats", "root"), "CREDENTIALS": ("nats", "credentials")}
 _NOT_SETTINGS: Final = {"CONFIG", "LOG_LEVEL"}
-_LIST_KEYS: Final = {("fs", "roots"), ("audit", "redact")}
+_LIST_KEYS: Final = {("audit", "redact")}
 
 
 class ConfigError(Exception):
@@ -35,17 +39,23 @@ def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:
         key = name[len("MCP_NATS_") :]
         if key in _NOT_SETTINGS:
             continue
+        list_keys = _LIST_KEYS
         if key in _ALIASES:
             section, field = _ALIASES[key]
-        elif key.lower() in fields and key.lower() not in _SECTIONS:
+        elif key.lower() in fields and key.lower() not in _SECTIONS and key.lower() != "services":
             out[key.lower()] = value
             continue
         else:
             section, _, field = key.lower().partition("_")
-            known = {f.name for f in msgspec.structs.fields(fields[section].type)} if section in _SECTIONS else set()
+            if section in _SECTIONS:
+                known = {f.name for f in msgspec.structs.fields(fields[section].type)}
+            else:
+                plugin = _plugin(section, f"environment variable {name}")
+                known = {f.name for f in msgspec.structs.fields(plugin.settings)}
+                list_keys = {(section, k) for k in plugin.list_keys}
             if field not in known:
                 raise ConfigError(f"unknown environment variable {name} (see the README's Configuration section)")
-        parsed: Any = [v.strip() for v in value.split(",") if v.strip()] if (section, field) in _LIST_KEYS else value
+        parsed: Any = [v.strip() for v in value.split(",") if v.strip()] if (section, field) in list_keys else value
         out.setdefault(section, {})[field] = parsed
     return out
 
@@ -74,14 +84,39 @@ def load_settings(
     data = _merge(data, _env_overrides(env))
     if overrides:
         data = _merge(data, overrides)
+    services: dict[str, msgspec.Struct] = {}
+    for section in [k for k, v in data.items() if isinstance(v, dict) and k not in _SECTIONS]:
+        plugin = _plugin(section, f"section [{section}]")
+        try:
+            services[section] = plugin.parse_settings(data.pop(section))
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
     try:
-        return msgspec.convert(data, Settings, strict=False)
+        return msgspec.structs.replace(msgspec.convert(data, Settings, strict=False), services=services)
     except msgspec.ValidationError as exc:
         text = str(exc)
         where = text.rsplit(" - at `$", 1)
         if len(where) == 2:
             raise ConfigError(f"bad configuration value for {where[1].rstrip('`').lstrip('.')}: {where[0]}") from None
         raise ConfigError(f"bad configuration: {text}") from None
+
+
+def _plugin(name: str, where: str) -> ServicePlugin[Any]:
+    """The service plugin a config section or variable belongs to; ConfigError when there is none."""
+    try:
+        return registry.get(name, check=False)
+    except UnknownService:
+        raise ConfigError(
+            f"unknown {where}: not one of the sections {', '.join(_SECTIONS)} nor a service ({', '.join(registry.names())})"
+        ) from None
+    except MissingExtra as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+def service_settings(settings: Settings, plugin: ServicePlugin[Any]) -> msgspec.Struct:
+    """The plugin's section as loaded (its defaults when the configuration has none)."""
+    section: msgspec.Struct = plugin.parse_settings(settings.services.get(plugin.name))
+    return section
 
 
 def state_dir(settings: Settings) -> Path:

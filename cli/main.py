@@ -40,9 +40,9 @@ def _setup_logging(level: str) -> None:
     )
 
 
-def _common(p: argparse.ArgumentParser) -> None:
+def _common(p: argparse.ArgumentParser, url_flags: tuple[str, ...] = ("--url", "--nats-url")) -> None:
     p.add_argument("--config", metavar="FILE", help="TOML settings file (default: $MCP_NATS_CONFIG, else ./mcp-nats.toml if present)")
-    p.add_argument("--url", "--nats-url", dest="url", help="NATS server URL(s), comma-separated (default: the URL `mcp-nats up` recorded, else nats://127.0.0.1:4222)")
+    p.add_argument(*url_flags, dest="url", help="NATS server URL(s), comma-separated (default: the URL `mcp-nats up` recorded, else nats://127.0.0.1:4222)")
     p.add_argument("--subject-root", dest="subject_root", metavar="TOKEN",
                    help="first token of every MCP subject (default: mcp); bridges and services must agree")
     p.add_argument("--log-level", default=os.environ.get("MCP_NATS_LOG_LEVEL"), help="debug, info, warning or error (logs go to stderr)")
@@ -65,18 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="directory for the fs service, read-write, or read-only with ':ro' (repeatable; default: the current directory)")
     up.add_argument("--state-dir", help="where the server keeps its data and the URL in use (default: $XDG_STATE_HOME/mcp-nats)")
 
-    serve = sub.add_parser(
-        "serve",
-        help="run responders for one service against any NATS",
-        description="Run a service's responders in its queue group. Start more (here or on other machines) to scale; "
-        "SIGTERM drains: in-flight calls finish, then the process exits.",
-    )
-    _common(serve)
-    serve.add_argument("service", help="the service to run: fs")
-    serve.add_argument("--instances", type=int, default=1, help="how many responder processes to start (default: 1)")
-    serve.add_argument("--root", "--fs-root", dest="fs_root", action="append", metavar="DIR[:ro]",
-                       help="fs: a directory to serve, read-write, or read-only with ':ro' (repeatable; default: the current directory)")
-    serve.add_argument("--max-concurrency", type=int, help="handler tasks running at once per process (default: 64)")
+    from .serve import add_serve_parser
+
+    add_serve_parser(sub, _common)
 
     bridge = sub.add_parser(
         "bridge",
@@ -115,6 +106,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         o.setdefault("nats", {})["root"] = args.subject_root
     if getattr(args, "fs_root", None):
         o.setdefault("fs", {})["roots"] = args.fs_root
+    o = _merge_sections(o, getattr(args, "plugin_overrides", {}))
     if getattr(args, "state_dir", None):
         o["state_dir"] = args.state_dir
     if getattr(args, "max_concurrency", None):
@@ -126,9 +118,20 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     return o
 
 
+def _merge_sections(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    out = dict(a)
+    for k, v in b.items():
+        out[k] = {**out.get(k, {}), **v} if isinstance(v, dict) else v
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
+    if args.command == "serve":
+        from .serve import plugin_overrides
+
+        args.plugin_overrides = plugin_overrides(args)
     _setup_logging(args.log_level or ("warning" if args.command == "bridge" else "info"))
     try:
         settings = load_settings(args.config, overrides=_overrides(args))

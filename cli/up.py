@@ -16,13 +16,15 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from bus import EmbeddedServer, EmbeddedServerError, NotConnected, connect, probe
 from bus.embedded import MIN_VERSION
+from responders import registry
 from schemas import bus as h
 from schemas.config import DEFAULT_URL, Settings
 
-from .config import state_dir, url_file
+from .config import service_settings, state_dir, url_file
 from .supervise import Supervisor
 
 log = logging.getLogger("mcp-nats")
@@ -108,8 +110,9 @@ def up_command(args: argparse.Namespace, settings: Settings) -> int:
         url_file(settings).write_text(url + "\n")
         for line in asyncio.run(_ensure_streams(url, settings)):  # issue #5: audit and events streams
             _say(line)
-        roots = settings.fs.roots or [os.getcwd()]
-        argv = [sys.executable, "-m", "cli", "serve", "fs", "--url", url, "--subject-root", settings.nats.root]
+        fs_section: Any = service_settings(settings, registry.get("fs"))
+        roots = fs_section.roots or [os.getcwd()]
+        argv = [sys.executable, "-m", "cli", "serve", "fs", "--nats-url", url, "--subject-root", settings.nats.root]
         for r in roots:
             argv += ["--root", r]
         sup.spawn("fs", argv)

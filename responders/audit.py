@@ -1,7 +1,8 @@
 """The audit log of one responder instance: one record per tool call, in JetStream, never silently lost.
 
-Flow. The runtime calls `AuditLog.record(...)` in the `finally` of every tool call: a deque
-append and nothing else, after the reply has gone out. A background task (the pump) turns
+Flow. The audit log is the first observer on the per-call seam (responders/seam.py): its
+`call_ended` runs in the `finally` of every tool call, a deque append and nothing else, after
+the reply has gone out. A background task (the pump) turns
 entries into JSON records (schemas/audit.py) and publishes them with `publish_async`,
 `Nats-Msg-Id` = call id, tracking every acknowledgement. A record that JetStream refuses, that
 is not acknowledged within `ack_timeout`, or that is produced while the connection is down goes
@@ -14,8 +15,8 @@ Owns the pump task and the spool file. `async with AuditLog(...)` ensures the au
 takes over spool files left by dead instances of the same service, and starts the pump; leaving
 the block flushes: queued records are published, outstanding acks awaited, the spool replayed
 while JetStream answers (all bounded by `drain_timeout`), and whatever remains stays on disk
-for the next instance. Spool depth is exported through `stats()`, an `on_stats` hook, and a
-warning log line every 30 s while records wait.
+for the next instance. Spool depth is exported through `stats()`, the `AuditObserver`s (metrics),
+and a warning log line every 30 s while records wait.
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ import logging
 import re
 import time
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Literal
@@ -35,9 +35,9 @@ import msgspec
 from msgspec import UNSET, Raw
 
 from bus import MSG_ID, Bus, BusError, JetStream, PendingAck, StreamNotFound, audit_stream, wait_acks
-from schemas import bus as h
 from schemas.audit import AuditRecord, Outcome, record_encoder
 from schemas.config import AuditSettings
+from schemas.observe import AuditObserver, Refusal, ToolCall
 
 from .audit_spool import Spool, encode_line
 
@@ -154,14 +154,14 @@ class AuditLog:
         instance: str,
         spool_dir: Path,
         drain_timeout: float = 10.0,
-        on_stats: Callable[[AuditStats], None] | None = None,
+        observers: tuple[AuditObserver, ...] = (),
     ) -> None:
         self._bus = bus
         self._settings = settings
         self.service = service
         self.instance = instance
         self._drain_timeout = drain_timeout
-        self._on_stats = on_stats
+        self._observers = observers
         self.stream = audit_stream(bus.subjects.root, settings)
         self._spool = Spool(spool_dir / bus.subjects.root / service, instance, settings.spool_max_bytes)
         self._redact = frozenset(n.lower() for n in settings.redact)
@@ -186,41 +186,32 @@ class AuditLog:
 
     # -- the call path --------------------------------------------------------------------------
 
-    def record(
-        self,
-        headers: dict[str, str],
-        *,
-        call_id: str,
-        tool: str,
-        arguments: bytes | Raw | None,
-        elapsed_ns: int,
-        outcome: Outcome,
-        code: int | None = None,
-        busy: bool = False,
-    ) -> None:
-        """Queue the record of one finished call. Never blocks and never raises.
+    def call_started(self, call: ToolCall) -> Refusal | None:
+        return None
 
-        `arguments` are the raw bytes of the call's `arguments` as received (None: unreadable params).
-        `busy`: other calls are still running here, so the publisher may wait a moment to batch records;
+    def call_ended(self, call: ToolCall) -> None:
+        """Queue the record of one finished call (the per-call seam calls this). Never blocks and never raises.
+
+        When other calls are still running (`call.busy`) the publisher may wait a moment to batch records;
         when idle it publishes at once, right behind the reply, instead of waking later in the middle
         of the next call."""
         if self._closed:
             self._dropped += 1
-            log.error("audit: a record for call %s arrived after the audit log closed; it is lost", call_id)
+            log.error("audit: a record for call %s arrived after the audit log closed; it is lost", call.call_id)
             return
         self._queue.append(
             _Entry(
-                call_id,
-                tool,
-                headers.get(h.CLIENT, ""),
-                headers.get(h.TRACEPARENT),
-                arguments,
-                elapsed_ns / 1e6,
-                outcome,
-                code,
+                call.call_id,
+                call.tool,
+                call.identity,
+                call.traceparent,
+                call.arguments,
+                call.duration_ns / 1e6,
+                call.outcome,
+                call.code,
             )
         )
-        self._busy = busy
+        self._busy = call.busy
         if not self._wake.is_set():
             self._wake.set()
 
@@ -483,8 +474,11 @@ class AuditLog:
             self._report(force=True)
 
     def _report(self, force: bool = False) -> None:
-        if self._on_stats is not None:
-            self._on_stats(self.stats())
+        for obs in self._observers:
+            try:
+                obs.audit_changed(self._spool.records, self._spooled)
+            except Exception:
+                log.debug("audit observer %s failed", type(obs).__name__, exc_info=True)
         now = time.monotonic()
         if self._spool.records and (force or now - self._last_report >= _REPORT_EVERY):
             self._last_report = now

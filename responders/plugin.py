@@ -31,6 +31,8 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 import msgspec
 
+from schemas.observe import BackendTracer, NoTracer
+
 if TYPE_CHECKING:
     from bus import Bus, Subjects
 
@@ -85,6 +87,8 @@ class ServiceRuntime:
     events: Events
     instance: str
     service: str
+    tracer: BackendTracer = field(default_factory=NoTracer)
+    """Spans around backend calls (a query, an HTTP request), children of the current call's span."""
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -1,74 +1,109 @@
-"""One responder process: build the service, connect, serve until SIGTERM/SIGINT, drain, exit."""
+"""One responder process: connect, enter the service's lifespan and the audit log, serve until
+SIGTERM/SIGINT, drain, leave them in reverse order, exit.
+
+    async with connect(...) as bus:               # the connection (drained on exit)
+        async with AuditLog(...):                  # the first observer (flushed after the drain)
+            async with service.open(runtime):      # the service's backends (closed after the drain)
+                await ServiceRunner(...).run(stop)
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import logging
 import signal
 from collections.abc import Callable
-from typing import Any, Final
 
 from bus import Bus, BusError, JetStream, NotConnected, connect, events_stream
 from schemas.config import Settings
+from schemas.observe import CallObserver, Observers
 
 from .audit import AuditLog, spool_root
+from .plugin import ServiceRuntime
 from .runtime import ServiceRunner, new_instance_id
 from .service import Service
 
 log = logging.getLogger(__name__)
 
-# name -> "module:factory"; the factory takes the process Settings and returns a Service.
-SERVICES: Final[dict[str, str]] = {
-    "fs": "responders.fs.factory:from_settings",
-    "demo": "responders.demo.factory:from_settings",
-    "memory": "responders.memory.factory:from_settings",
-}
 
+async def serve(
+    service: Service,
+    settings: Settings,
+    *,
+    instance: str | None = None,
+    observers: Observers | None = None,
+    stop: asyncio.Event | None = None,
+    ready: Callable[[ServiceRunner], None] | None = None,
+) -> None:
+    """Serve until SIGTERM or SIGINT (or `stop`), then drain: in-flight calls finish before this returns.
 
-def build_service(name: str, settings: Settings) -> Service:
-    """The named service configured from settings. Raises KeyError for an unknown name, ValueError for bad config."""
-    target = SERVICES[name]
-    module, _, attr = target.partition(":")
-    factory: Callable[[Settings], Service] = getattr(importlib.import_module(module), attr)
-    return factory(settings)
-
-
-async def serve(service: Service, settings: Settings, *, instance: str | None = None) -> None:
-    """Serve until SIGTERM or SIGINT, then drain: in-flight calls finish before the process exits."""
+    `observers` are the process's seams (telemetry, security); the audit log is added first when
+    `[audit] enabled`. Raises NotConnected when the connection was closed for good meanwhile."""
     instance = instance or new_instance_id()
-    stop = asyncio.Event()
+    observers = observers or Observers()
+    stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+
+    async def reconnected() -> None:
+        for obs in observers.connection:
+            try:
+                obs.reconnected()
+            except Exception:
+                log.debug("connection observer %s failed", type(obs).__name__, exc_info=True)
+
     try:
-        async with connect(settings.nats, name=f"mcp-nats {service.name} {instance}", ident=instance) as bus:
+        async with (
+            connect(settings.nats, name=f"mcp-nats {service.name} {instance}", ident=instance, on_reconnect=reconnected) as bus,
+            contextlib.AsyncExitStack() as stack,
+        ):
             await ensure_events_stream(bus, settings)
-            audit = (
-                AuditLog(
+            calls: tuple[CallObserver, ...] = observers.calls
+            if settings.audit.enabled:
+                audit = AuditLog(
                     bus,
                     settings.audit,
                     service=service.name,
                     instance=instance,
                     spool_dir=spool_root(settings.state_dir, settings.audit.spool_dir),
                     drain_timeout=settings.responder.drain_timeout,
+                    observers=observers.audit,
                 )
-                if settings.audit.enabled
-                else None
+                await stack.enter_async_context(audit)
+                calls = (audit, *calls)
+            runner = ServiceRunner(service, bus, settings.responder, instance=instance, observers=calls)
+            runtime = ServiceRuntime(
+                bus=bus,
+                subjects=bus.subjects,
+                events=runner.events,
+                instance=instance,
+                service=service.name,
+                tracer=observers.tracer,
             )
+            await stack.enter_async_context(service.open(runtime))
             lost: list[str] = []
-            watch = asyncio.create_task(_stop_when_closed(bus, stop, lost))
-            try:
-                async with _attached(service, bus):
-                    await ServiceRunner(service, bus, settings.responder, instance=instance, audit=audit).run(stop)
-            finally:
-                watch.cancel()
+            async with asyncio.TaskGroup() as tg:
+                ready_event = asyncio.Event()
+                helpers = [tg.create_task(_stop_when_closed(bus, stop, lost), name=f"{service.name} connection watch")]
+                if ready is not None:
+                    helpers.append(tg.create_task(_when_ready(ready_event, runner, ready), name=f"{service.name} ready"))
+                try:
+                    await runner.run(stop, ready_event)
+                finally:
+                    for task in helpers:
+                        task.cancel()
             if lost:
                 raise NotConnected(settings.nats.url, f"the connection was closed for good ({lost[0]})")
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
+
+
+async def _when_ready(event: asyncio.Event, runner: ServiceRunner, ready: Callable[[ServiceRunner], None]) -> None:
+    await event.wait()
+    ready(runner)
 
 
 async def _stop_when_closed(bus: Bus, stop: asyncio.Event, lost: list[str]) -> None:
@@ -89,10 +124,3 @@ async def ensure_events_stream(bus: Bus, settings: Settings) -> None:
         await JetStream(bus).ensure_stream(spec)
     except BusError as exc:
         log.warning("cannot ensure the events stream %s: %s", spec.name, exc)
-
-
-def _attached(service: Service, bus: Bus) -> contextlib.AbstractAsyncContextManager[Any]:
-    """A service that needs the bus beyond its requests (e.g. memory's KV bucket) defines `attach(bus)`,
-    an async context manager entered for the life of the instance."""
-    attach = getattr(service, "attach", None)
-    return attach(bus) if attach is not None else contextlib.nullcontext()

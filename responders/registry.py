@@ -41,8 +41,9 @@ def names() -> list[str]:
     return sorted(set(_entry_points()) | set(_registered))
 
 
-def get(name: str) -> ServicePlugin[Any]:
-    """The plugin named `name`. Raises UnknownService, or MissingExtra when its backends are not installed."""
+def get(name: str, *, check: bool = True) -> ServicePlugin[Any]:
+    """The plugin named `name`. Raises UnknownService, or (with `check`) MissingExtra when its backends
+    are not installed; without `check` only its own module is imported (to read its settings)."""
     if name in _registered:
         plugin = _registered[name]
     else:
@@ -51,11 +52,14 @@ def get(name: str) -> ServicePlugin[Any]:
             raise UnknownService(name, names())
         try:
             plugin = ep.load()
-        except ImportError as exc:
-            raise MissingExtra(name, None, exc.name or str(exc)) from exc
+        except ModuleNotFoundError as exc:
+            if exc.name is None or exc.name.partition(".")[0] == ep.module.partition(".")[0]:
+                raise  # a bug in the plugin's own package, not a missing backend
+            raise MissingExtra(name, None, exc.name) from exc
         if not isinstance(plugin, ServicePlugin) or plugin.name != name:
             raise UnknownService(name, names(), f"the entry point {ep.value} is not a ServicePlugin named {name!r}")
-    check_requirements(plugin)
+    if check:
+        check_requirements(plugin)
     return plugin
 
 

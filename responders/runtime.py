@@ -10,7 +10,6 @@ notification frames precede it only when the caller asked for progress.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import secrets
@@ -35,19 +34,20 @@ from bus import (
     put_result,
     tool_token,
 )
-from bus.errors import DEADLINE, OVERLOADED, PAYLOAD_TOO_LARGE
 from schemas import bus as h
-from schemas.audit import Outcome
-from schemas.bus import Capabilities, ServiceDescription
+from schemas.bus import Capabilities, ServiceDescription, cancel_decoder
 from schemas.config import ResponderSettings
-from schemas.jsonrpc import INTERNAL_ERROR, INVALID_PARAMS, ErrorObject
+from schemas.errors import DEADLINE, INTERNAL_ERROR, INVALID_PARAMS, OVERLOADED, PAYLOAD_TOO_LARGE
+from schemas.jsonrpc import ErrorObject
 from schemas.mcp import LATEST_MODERN, CallToolResult, InputRequiredResult, TextContent
+from schemas.observe import CallObserver, Refusal, ToolCall
 
 from . import ops
-from .audit import AuditLog
 from .context import Context
 from .errors import InvalidArguments, ProtocolError, ToolError, unknown_operation, unknown_tool
+from .events import Events
 from .mrtr import InputRequired, InvalidState, StateSigner, arguments_digest
+from .seam import Seam
 from .service import Service, ToolSpec, error_result, to_result
 
 log = logging.getLogger(__name__)
@@ -60,6 +60,12 @@ _HEADROOM: Final = 4096  # room for the headers of the reply
 
 def new_instance_id() -> str:
     return "".join(secrets.choice(_ALPHABET) for _ in range(22))
+
+
+def caller_identity(headers: dict[str, str]) -> tuple[str, bool]:
+    """(who called, whether the broker vouches for it). Today: the self-declared `Mcp-Client` header,
+    unverified; issue #11 reads the server-set `Nats-Request-Info` header instead."""
+    return headers.get(h.CLIENT, ""), False
 
 
 class _Meta(Struct, kw_only=True):
@@ -77,33 +83,6 @@ class _CallParams(Struct, kw_only=True):
 _call_decoder: Final = msgspec.json.Decoder(_CallParams)
 
 
-class _CancelBody(Struct):
-    callId: str
-
-
-_cancel_decoder: Final = msgspec.json.Decoder(_CancelBody)
-
-
-class Events:
-    """What a service announces on `<root>.events.<svc>.<kind>`; bridges forward it to their clients."""
-
-    def __init__(self, bus: Bus, service: str, instance: str) -> None:
-        self._bus = bus
-        self._service = service
-        self._instance = instance
-
-    async def resource_updated(self, uri: str) -> None:
-        await self._publish("resource_updated", {"uri": uri})
-
-    async def list_changed(self, kind: str) -> None:
-        """`kind` is "tools", "resources" or "prompts"."""
-        await self._publish("list_changed", {"kind": kind})
-
-    async def _publish(self, kind: str, body: dict[str, Any]) -> None:
-        data = _encoder.encode({**body, "service": self._service, "instance": self._instance})
-        await self._bus.publish(self._bus.subjects.events(self._service, kind), data)
-
-
 class ServiceRunner:
     """Serves one `Service` on a connected bus; `await runner.run(stop)` returns after draining."""
 
@@ -114,10 +93,10 @@ class ServiceRunner:
         settings: ResponderSettings,
         *,
         instance: str | None = None,
-        audit: AuditLog | None = None,
+        observers: tuple[CallObserver, ...] = (),
     ) -> None:
         self.service = service
-        self._audit = audit  # issue #5: one record per tool call; started and flushed by run()
+        self._seam = Seam(observers)
         self.bus = bus
         self.settings = settings
         self.instance = instance or new_instance_id()
@@ -152,7 +131,7 @@ class ServiceRunner:
         }
         self._discover_counter = EndpointCounters(name="discover", subject=self.subjects.discover(svc), queue_group=svc)
         self._running: dict[str, asyncio.Task[Any]] = {}
-        self._events = Events(bus, svc, self.instance)
+        self.events = Events(bus, svc, self.instance)
         key = bytes.fromhex(settings.state_key) if settings.state_key else secrets.token_bytes(32)
         self._signer = StateSigner(key)
         self._cancelled: set[str] = set()
@@ -198,12 +177,12 @@ class ServiceRunner:
         )
 
     async def run(self, stop: asyncio.Event, ready: asyncio.Event | None = None) -> None:
-        """Serve until `stop` is set, then drain: no new requests, in-flight calls finish, exit."""
+        """Serve until `stop` is set, then drain: no new requests, in-flight calls finish, exit.
+
+        The service's lifespan and the observers' resources (the audit log) are owned by the caller
+        (responders/process.py): they are entered before this runs and left after it returns."""
         svc = self.service.name
         s = self.settings
-        audit = contextlib.AsyncExitStack()  # the audit log starts first and is flushed after the drain
-        if self._audit is not None:
-            await audit.enter_async_context(self._audit)
         cancel_sub = await self.bus.subscribe(self.subjects.cancel(svc), self._on_cancel)
         try:
             async with MicroEndpoint(self.bus, self.micro()):
@@ -214,39 +193,32 @@ class ServiceRunner:
                     max_concurrency=s.max_concurrency,
                     max_pending=s.max_pending,
                     drain_timeout=s.drain_timeout,
-                    on_refused=self._overloaded if self._audit is not None else None,
+                    on_refused=self._overloaded,
                 ):
                     await self.bus.flush()
-                    events = self._events
-                    background = [asyncio.create_task(fn(events), name=f"{svc} background") for fn in self.service.background]
                     await self._lifecycle("started")
                     log.info("service %s instance %s serving on %s", svc, self.instance, self.subjects.service_requests(svc))
                     if ready is not None:
                         ready.set()
                     await stop.wait()
                     log.info("draining %s instance %s", svc, self.instance)
-                    for t in background:
-                        t.cancel()
-                    await asyncio.gather(*background, return_exceptions=True)
                     await self._lifecycle("stopping")
         finally:
             try:
                 await cancel_sub.unsubscribe()
             except Exception:  # connection already gone
                 log.debug("cancel unsubscribe failed", exc_info=True)
-            await audit.aclose()
         log.info("service %s instance %s stopped", svc, self.instance)
 
     async def _lifecycle(self, event: str) -> None:
-        body = _encoder.encode({"event": event, "service": self.service.name, "instance": self.instance})
         try:
-            await self.bus.publish(self.subjects.events(self.service.name, "lifecycle"), body)
+            await self.events.lifecycle(event)
         except BusError:
             log.debug("lifecycle event %s not published", event, exc_info=True)
 
     async def _on_cancel(self, msg: Any) -> None:
         try:
-            call_id = _cancel_decoder.decode(msg.data).callId
+            call_id = cancel_decoder.decode(msg.data).callId
         except (msgspec.DecodeError, msgspec.ValidationError):
             return
         task = self._running.get(call_id)
@@ -286,101 +258,98 @@ class ServiceRunner:
         except BusError:
             log.debug("error reply failed on %s", req.subject, exc_info=True)
 
+    def _new_call(self, req: Request, tool: str, arguments: bytes | Raw | None, t0: int) -> ToolCall:
+        headers = req.headers
+        identity, verified = caller_identity(headers)
+        return ToolCall(
+            service=self.service.name,
+            tool=tool,
+            call_id=headers.get(h.CALL_ID) or new_instance_id(),
+            instance=self.instance,
+            identity=identity,
+            verified=verified,
+            headers=headers,
+            arguments=arguments,
+            started_ns=t0,
+        )
+
     async def _call_tool(self, req: Request, token: str) -> None:
         t0 = time.perf_counter_ns()
         try:
             params = _call_decoder.decode(req.data)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            await self._refuse(req, token, t0, ProtocolError(INVALID_PARAMS, f"invalid tools/call params: {exc}"))
+            call = self._new_call(req, token, None, t0)
+            await self._refuse(req, call, ProtocolError(INVALID_PARAMS, f"invalid tools/call params: {exc}"))
             return
         spec = self.service.tools.get(params.name)
+        arguments: bytes | Raw = b"" if params.arguments is UNSET else params.arguments
         # The subject token and the body must agree, so subject permissions cannot be bypassed.
         if spec is None or tool_token(params.name) != token:
-            err = unknown_tool(params.name if spec is None else f"{params.name} (subject says {token})")
-            await self._refuse(req, token, t0, err)
+            call = self._new_call(req, token, arguments, t0)
+            await self._refuse(req, call, unknown_tool(params.name if spec is None else f"{params.name} (subject says {token})"))
+            return
+        call = self._new_call(req, spec.name, arguments, t0)
+        refusal = self._seam.start(call)
+        if refusal is not None:
+            await self._refuse(req, call, _refusal_error(refusal), started=True)
             return
         counter = self._counters[spec.name]
-        headers = req.headers
-        call_id = headers.get(h.CALL_ID) or new_instance_id()
-        deadline = _deadline(headers.get(h.DEADLINE))
-        error: str | None = None
-        outcome: Outcome = "ok"  # for the audit record (issue #5)
-        code: int | None = None
+        deadline = _deadline(req.headers.get(h.DEADLINE))
+        call_id = call.call_id
         try:
             if deadline is not None and deadline <= time.time():
                 raise TimeoutError
             result = await self._run_tool(req, spec, params, call_id, deadline)
             if isinstance(result, CallToolResult) and result.isError is True:
-                error = _first_text(result)
-                outcome = "tool_error"
+                call.error = _first_text(result)
+                call.outcome = "tool_error"
             code = await self._send_result(req, result, spec, call_id)
             if code is not None:
-                error, outcome = "result too large", "protocol_error"
+                call.error, call.outcome, call.code = "result too large", "protocol_error", code
         except ProtocolError as exc:
-            error = exc.message
-            outcome, code = "protocol_error", exc.code
+            call.error, call.outcome, call.code = exc.message, "protocol_error", exc.code
             await self._reply_error(req, exc)
         except TimeoutError:
-            error = "deadline exceeded"
-            outcome, code = "deadline", DEADLINE
+            call.error, call.outcome, call.code = "deadline exceeded", "deadline", DEADLINE
             await self._reply_error(
                 req, ProtocolError(DEADLINE, f"{self.service.name}.{spec.name} did not finish before the call's deadline"), DEADLINE
             )
         except asyncio.CancelledError:
-            outcome = "cancelled"
+            call.outcome, call.error = "cancelled", "cancelled"
             if call_id not in self._cancelled:
                 raise  # shutdown, not a client cancel
-            self._cancelled.discard(call_id)
-            error = "cancelled"  # MCP: a cancelled request gets no response
+            self._cancelled.discard(call_id)  # MCP: a cancelled request gets no response
         finally:
-            counter.record(time.perf_counter_ns() - t0, error)
-            if self._audit is not None:  # issue #5: exactly one audit record per call, whatever happened
-                failure = sys.exc_info()[1]
-                if failure is not None and outcome == "ok":  # the reply could not be sent
-                    outcome, code = "protocol_error", getattr(failure, "code", INTERNAL_ERROR)
-                self._audit.record(
-                    headers,
-                    call_id=call_id,
-                    tool=spec.name,
-                    arguments=b"" if params.arguments is UNSET else params.arguments,
-                    elapsed_ns=time.perf_counter_ns() - t0,
-                    outcome=outcome,
-                    code=code,
-                    busy=bool(self._running),
-                )
+            call.duration_ns = time.perf_counter_ns() - t0
+            counter.record(call.duration_ns, call.error)
+            failure = sys.exc_info()[1]
+            if failure is not None and call.outcome == "ok":  # the reply could not be sent
+                call.outcome, call.code = "protocol_error", getattr(failure, "code", INTERNAL_ERROR)
+            call.busy = bool(self._running)
+            self._seam.end(call)  # exactly once per call, whatever happened
 
     def _overloaded(self, req: Request) -> None:
-        """A tools/call refused as overloaded (-31007, bus/serve.py) got an answer: it is audited too."""
+        """A tools/call refused as overloaded (-31007, bus/serve.py) got an answer: observers see it too."""
         op = self.subjects.operation(req.subject, self.service.name)
-        if self._audit is None or op is None or not op.startswith("tools.call."):
+        if op is None or not op.startswith("tools.call."):
             return
-        self._audit.record(
-            req.headers,
-            call_id=req.headers.get(h.CALL_ID) or new_instance_id(),
-            tool=op[11:],
-            arguments=None,
-            elapsed_ns=0,
-            outcome="protocol_error",
-            code=OVERLOADED,
-            busy=True,
-        )
+        call = self._new_call(req, op[11:], None, time.perf_counter_ns())
+        self._seam.start(call)
+        call.outcome, call.code, call.error, call.busy = "protocol_error", OVERLOADED, "overloaded", True
+        self._seam.end(call)
 
-    async def _refuse(self, req: Request, token: str, t0: int, err: ProtocolError) -> None:
-        """Refuse a call; it still counts (as an error) on the endpoint its subject named, if that exists."""
+    async def _refuse(self, req: Request, call: ToolCall, err: ProtocolError, *, started: bool = False) -> None:
+        """Refuse a call before its handler runs; it still counts (as an error) on the endpoint its subject
+        named, if that exists, and every observer sees it begin and end."""
+        if not started:
+            self._seam.start(call)  # a refusal of its own would not change the answer: this one stands
         await self._reply_error(req, err)
-        counter = self._counters.get(token)
+        call.duration_ns = time.perf_counter_ns() - call.started_ns
+        counter = self._counters.get(call.tool)
         if counter is not None:
-            counter.record(time.perf_counter_ns() - t0, err.message)
-        if self._audit is not None:  # issue #5: a refused call is audited too (under the tool its subject named)
-            self._audit.record(
-                req.headers,
-                call_id=req.headers.get(h.CALL_ID) or new_instance_id(),
-                tool=token,
-                arguments=None,
-                elapsed_ns=time.perf_counter_ns() - t0,
-                outcome="protocol_error",
-                code=err.code,
-            )
+            counter.record(call.duration_ns, err.message)
+        call.outcome, call.code, call.error = "protocol_error", err.code, err.message
+        self._seam.end(call)
 
     async def _run_tool(
         self, req: Request, spec: ToolSpec, params: _CallParams, call_id: str, deadline: float | None
@@ -417,7 +386,7 @@ class ServiceRunner:
                 log_level=req.headers.get(h.LOG_LEVEL),
                 client_capabilities=_capabilities(req.headers.get(h.CLIENT_CAPABILITIES)),
                 responses=responses,
-                events=self._events,
+                events=self.events,
             )
         # A quick synchronous tool runs to its end without yielding: no cancel and no deadline timer
         # could interrupt it, so it gets neither a registration nor a timer (the deadline was checked).
@@ -503,6 +472,11 @@ class ServiceRunner:
             )
         finally:
             counter.record(time.perf_counter_ns() - t0, error)
+
+
+def _refusal_error(refusal: Refusal) -> ProtocolError:
+    data = {"retryAfterMs": int(refusal.retry_after * 1000)} if refusal.retry_after is not None else None
+    return ProtocolError(refusal.code, refusal.message, data)
 
 
 def _capabilities(value: str | None) -> dict[str, Any]:

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import re
 from collections.abc import Callable
@@ -22,11 +23,13 @@ from msgspec import UNSET
 
 from schemas.mcp import CallToolResult, Content, TextContent, ToolAnnotations
 
+from .plugin import ServiceRuntime
 from .prompts import Completer, PromptSpec
 from .resources import ResourceEntry, ResourceSpec, TemplateEntry, TemplateSpec
 from .schema import Signature
 
 F = TypeVar("F", bound=Callable[..., Any])
+Lifespan = Callable[[ServiceRuntime], contextlib.AbstractAsyncContextManager[None]]
 SERVICE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,31}$")
 _encoder = msgspec.json.Encoder()
 
@@ -94,7 +97,7 @@ class Service:
         self.prompts: dict[str, PromptSpec] = {}
         self.completers: dict[tuple[str, str, str], Completer] = {}
         self.subscribable = False
-        self.background: list[Callable[[Any], Any]] = []
+        self.lifespan_fn: Lifespan | None = None
 
     @overload
     def prompt(self, fn: F, *, name: str | None = None, title: str | None = None, description: str | None = None) -> F: ...
@@ -131,10 +134,19 @@ class Service:
 
         return register
 
-    def on_start(self, fn: Callable[[Any], Any]) -> Callable[[Any], Any]:
-        """Register a coroutine function run for the life of each instance with its `Events`; returns it unchanged."""
-        self.background.append(fn)
+    def lifespan(self, fn: Lifespan) -> Lifespan:
+        """Register the async context manager that owns this service's backends for the life of an instance.
+
+        It gets the `ServiceRuntime` (bus, events, instance), is entered before the instance serves and
+        left after it has drained; background work runs in a task group it owns. Returns `fn` unchanged."""
+        if self.lifespan_fn is not None:
+            raise ValueError(f"service {self.name!r} already has a lifespan")
+        self.lifespan_fn = fn
         return fn
+
+    def open(self, runtime: ServiceRuntime) -> contextlib.AbstractAsyncContextManager[None]:
+        """The registered lifespan for this runtime, or one that does nothing."""
+        return self.lifespan_fn(runtime) if self.lifespan_fn is not None else contextlib.nullcontext()
 
     @property
     def has_resources(self) -> bool:

@@ -4,14 +4,12 @@ from . import bus as bus
 from . import jsonrpc as jsonrpc
 from . import mcp as mcp
 from .config import BridgeSettings as BridgeSettings
-from .config import FsSettings as FsSettings
 from .config import NatsSettings as NatsSettings
 from .config import ResponderSettings as ResponderSettings
 from .config import Settings as Settings
 
 __all__ = [
     "BridgeSettings",
-    "FsSettings",
     "NatsSettings",
     "ResponderSettings",
     "Settings",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Final
 
+import msgspec
 from msgspec import UNSET, Struct, UnsetType
 
 # Request headers (bridge -> responder).
@@ -104,3 +105,13 @@ class StatsResponse(Struct, kw_only=True):
     metadata: dict[str, str]
     started: str  # RFC 3339
     endpoints: list[EndpointStats]
+
+
+class CancelRequest(Struct, kw_only=True, frozen=True):
+    """`<root>.<svc>.cancel`: stop the call with this id on whichever instance runs it (broadcast)."""
+
+    callId: str
+
+
+cancel_encoder: Final = msgspec.json.Encoder()
+cancel_decoder: Final = msgspec.json.Decoder(CancelRequest)

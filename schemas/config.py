@@ -74,13 +74,7 @@ class ResponderSettings(Struct, kw_only=True, frozen=True, forbid_unknown_fields
     Empty: `mcp-nats serve` uses (creating it once) `<state_dir>/request-state.key`."""
 
 
-class FsSettings(Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
-    roots: list[str] = field(default_factory=list)
-    """`DIR` (read-write) or `DIR:ro` (read-only). Empty: the current directory, read-write."""
-    max_read_bytes: PositiveInt = 1024 * 1024
-
-
-# -- JetStream: audit log, events, memory (issue #5) -------------------------------------------
+# -- JetStream: audit log and events (issue #5) -------------------------------------------
 
 DAY: Final = 24 * 3600
 DEFAULT_REDACT: Final = ("password", "passwd", "secret", "token", "api_key", "apikey", "authorization", "credentials", "private_key")
@@ -130,14 +124,6 @@ class EventsSettings(Struct, kw_only=True, frozen=True, forbid_unknown_fields=Tr
     replicas: Replicas = 0
 
 
-class MemorySettings(Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
-    bucket: StreamName = ""
-    """JetStream KV bucket of the knowledge graph. Empty: <root>-memory."""
-    replicas: Replicas = 0
-    max_retries: Annotated[int, Meta(ge=1, le=10000)] = 200
-    """Compare-and-set attempts per key before an update gives up (only under extreme contention)."""
-
-
 class MetricsSettings(Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
     enabled: bool = True
     """Serve Prometheus `/metrics` from every long-running process (bridge, responders, up)."""
@@ -154,11 +140,12 @@ class Settings(Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
     nats: NatsSettings = field(default_factory=NatsSettings)
     bridge: BridgeSettings = field(default_factory=BridgeSettings)
     responder: ResponderSettings = field(default_factory=ResponderSettings)
-    fs: FsSettings = field(default_factory=FsSettings)
     audit: AuditSettings = field(default_factory=AuditSettings)
     events: EventsSettings = field(default_factory=EventsSettings)
-    memory: MemorySettings = field(default_factory=MemorySettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    services: dict[str, Struct] = field(default_factory=dict)
+    """Each service plugin's own section (`[fs]`, `[memory]`, `[postgres]`, ...), parsed by the plugin's
+    settings Struct when the configuration is loaded (cli/config.py); a section not given is absent."""
     log_format: Literal["text", "json"] = "text"
     """"text": readable lines for a terminal; "json": one JSON object per line on stderr (time, level,
     logger, message, and callId/traceId inside a call)."""

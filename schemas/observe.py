@@ -27,7 +27,7 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Final, Literal, Protocol
 
-from msgspec import Struct
+from msgspec import Raw, Struct
 
 from .audit import Outcome
 
@@ -84,7 +84,7 @@ class ToolCall:
         identity: str,
         verified: bool,
         headers: dict[str, str],
-        arguments: bytes | None,
+        arguments: bytes | Raw | None,
         started_ns: int,
     ) -> None:
         self.service = service
@@ -95,7 +95,7 @@ class ToolCall:
         self.verified = verified
         self.headers = headers
         self.arguments = arguments
-        """The raw bytes of `arguments` as received; None when the params were unreadable."""
+        """The exact bytes of `arguments` as received (a buffer); None when the params were unreadable."""
         self.started_ns = started_ns
         """time.perf_counter_ns() when the request arrived."""
         self.outcome: Outcome = "ok"

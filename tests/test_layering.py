@@ -77,7 +77,7 @@ def _offenders(packages: tuple[str, ...], forbidden: set[str]) -> list[str]:
 
 def test_import_resolution_sees_relative_and_absolute_imports() -> None:
     """The import scanner resolves relative imports to absolute names (a self-check, so the rules below cannot pass vacuously)."""
-    paths = imports_of(REPO / "responders" / "fs" / "paths.py")
+    paths = imports_of(REPO / "responders" / "services" / "fs" / "paths.py")
     assert "responders.errors" in paths
     session = imports_of(REPO / "bridge" / "session.py")
     assert {"bridge.catalog", "schemas.jsonrpc", "msgspec"} <= session

@@ -3,6 +3,8 @@ with a sentence naming it. Also the command line's help and its exit code on bad
 
 from __future__ import annotations
 
+import argparse
+
 import re
 import subprocess
 from pathlib import Path
@@ -52,7 +54,7 @@ def test_defaults_without_file_or_env(tmp_path: Path, monkeypatch: pytest.Monkey
     monkeypatch.chdir(tmp_path)
     assert load_settings(environ={}) == Settings()
     s = load_settings(environ={})
-    assert (s.nats.url, s.nats.root, s.bridge.call_timeout, s.fs.roots) == ("", "mcp", 120.0, [])
+    assert (s.nats.url, s.nats.root, s.bridge.call_timeout, s.services) == ("", "mcp", 120.0, {})
 
 
 def test_toml_file_values_are_loaded(config_file: Path) -> None:
@@ -62,7 +64,7 @@ def test_toml_file_values_are_loaded(config_file: Path) -> None:
     assert s.nats.url == "nats://file:4222" and s.nats.root == "fromfile"
     assert s.bridge.call_timeout == 30.0 and s.bridge.client_name == "file-client"
     assert s.responder.max_concurrency == 8
-    assert s.fs.roots == ["/srv/a", "/srv/b:ro"]
+    assert s.services["fs"].roots == ["/srv/a", "/srv/b:ro"]
     assert s.bridge.heartbeat == 1.0, "keys the file does not set keep their defaults"
 
 
@@ -94,7 +96,7 @@ def test_env_overrides_the_file(config_file: Path) -> None:
     s = load_settings(str(config_file), environ=env)
     assert s.nats.url == "nats://env:4222"
     assert s.bridge.call_timeout == 7.5 and isinstance(s.bridge.call_timeout, float)
-    assert s.fs.roots == ["/env/one", "/env/two:ro"]
+    assert s.services["fs"].roots == ["/env/one", "/env/two:ro"]
     assert s.nats.root == "fromenv"
     assert s.responder.max_concurrency == 3
     assert s.state_dir == "/env/state"
@@ -106,7 +108,7 @@ def test_overrides_beat_env_and_file(config_file: Path) -> None:
     env = {"MCP_NATS_URL": "nats://env:4222", "MCP_NATS_BRIDGE_CALL_TIMEOUT": "7.5"}
     s = load_settings(str(config_file), environ=env, overrides={"nats": {"url": "nats://flag:4222"}, "fs": {"roots": ["/flag"]}})
     assert s.nats.url == "nats://flag:4222"
-    assert s.fs.roots == ["/flag"]
+    assert s.services["fs"].roots == ["/flag"]
     assert s.bridge.call_timeout == 7.5
     assert s.nats.root == "fromfile"
 
@@ -116,12 +118,13 @@ def test_overrides_beat_env_and_file(config_file: Path) -> None:
     [
         ("bogus = 1\n", "`bogus`"),
         ("[nats]\nbogus = 1\n", "`bogus`"),
-        ("[weird]\nx = 1\n", "`weird`"),
+        ("[weird]\nx = 1\n", r"\[weird\]"),
+        ("[fs]\nrootz = []\n", "`rootz`"),
     ],
 )
 def test_unknown_toml_key_is_refused_by_name(tmp_path: Path, text: str, named: str) -> None:
-    """An unknown key or section in the TOML file is a ConfigError naming it, not silently ignored."""
-    with pytest.raises(ConfigError, match="unknown field " + named):
+    """An unknown key or section in the TOML file (a service's section included) is a ConfigError naming it."""
+    with pytest.raises(ConfigError, match="unknown (field|section) " + named):
         load_settings(write(tmp_path, text), environ={})
 
 
@@ -184,22 +187,28 @@ def test_url_resolution_prefers_setting_then_recorded_then_default(tmp_path: Pat
     assert resolve_url(s2) == "nats://other:1"
 
 
+_COMMON = ["--config", "--url", "--nats-url", "--subject-root", "--log-level"]
 OPTIONS = {
-    "up": ["--config", "--url", "--subject-root", "--log-level", "--port", "--root", "--fs-root", "--state-dir"],
-    "serve": ["--config", "--url", "--subject-root", "--log-level", "--instances", "--root", "--fs-root", "--max-concurrency"],
-    "bridge": ["--config", "--url", "--subject-root", "--log-level", "--call-timeout", "--client-name", "--autostart"],
+    "up": [*_COMMON, "--port", "--root", "--fs-root", "--state-dir"],
+    "serve fs": [*_COMMON, "--instances", "--max-concurrency", "--name", "--root", "--fs-root"],
+    "bridge": [*_COMMON, "--call-timeout", "--client-name", "--autostart"],
 }
+
+
+def _subparser(parser: argparse.ArgumentParser, words: list[str]) -> argparse.ArgumentParser:
+    for word in words:
+        parser = next(a for a in parser._subparsers._group_actions if a.choices).choices[word]  # type: ignore[union-attr]
+    return parser
 
 
 @pytest.mark.parametrize("command", sorted(OPTIONS))
 def test_help_exits_0_and_mentions_every_option(command: str, tmp_path: Path) -> None:
     """`mcp-nats <cmd> --help` exits 0 and lists every option the command accepts."""
     done = subprocess.run(
-        [MCP_NATS, command, "--help"], cwd=tmp_path, env=child_env(), capture_output=True, text=True, timeout=20
+        [MCP_NATS, *command.split(), "--help"], cwd=tmp_path, env=child_env(), capture_output=True, text=True, timeout=20
     )
     assert done.returncode == 0, done.stderr
-    parser = build_parser()
-    sub = next(a for a in parser._subparsers._group_actions if a.choices).choices[command]  # type: ignore[union-attr]
+    sub = _subparser(build_parser(), command.split())
     declared = {o for a in sub._actions for o in a.option_strings if o.startswith("--") and o != "--help"}
     assert declared == set(OPTIONS[command]), "the test's list of options is out of date"
     missing = [o for o in OPTIONS[command] if not re.search(rf"(?<![\w-]){o}(?![\w-])", done.stdout)]

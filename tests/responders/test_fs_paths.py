@@ -1,4 +1,4 @@
-"""Unit tests of the filesystem boundary, responders.fs.paths.Roots.resolve."""
+"""Unit tests of the filesystem boundary, responders.services.fs.paths.Roots.resolve."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from responders.errors import ToolError
-from responders.fs.paths import PathRefused, Roots, parse_root
+from responders.services.fs.paths import PathRefused, Roots, parse_root
 
 
 @pytest.fixture

@@ -1,0 +1,57 @@
+"""The responder's per-call seam: every observer sees each tools/call begin and end.
+
+Audit, metrics, traces, logs, RBAC and rate limits plug in here, never as branches in the
+runner. `start` runs the observers in order and stops at the first `Refusal` (the call is then
+answered with that error, and every observer still sees `end`); `end` runs every observer.
+An observer that raises is logged (once per observer and kind, then at debug) and skipped:
+it never fails the call.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+from schemas.observe import CallObserver, Refusal, ToolCall
+
+log = logging.getLogger(__name__)
+
+
+class Seam:
+    """The observers of one service instance, in the order they were given."""
+
+    __slots__ = ("_observers", "_warned")
+
+    def __init__(self, observers: Iterable[CallObserver] = ()) -> None:
+        self._observers: tuple[CallObserver, ...] = tuple(observers)
+        self._warned: set[tuple[int, str]] = set()
+
+    @property
+    def observers(self) -> tuple[CallObserver, ...]:
+        return self._observers
+
+    def start(self, call: ToolCall) -> Refusal | None:
+        for obs in self._observers:
+            try:
+                refusal = obs.call_started(call)
+            except Exception:
+                self._failed(obs, "call_started")
+                continue
+            if refusal is not None:
+                return refusal
+        return None
+
+    def end(self, call: ToolCall) -> None:
+        for obs in self._observers:
+            try:
+                obs.call_ended(call)
+            except Exception:
+                self._failed(obs, "call_ended")
+
+    def _failed(self, obs: CallObserver, where: str) -> None:
+        key = (id(obs), where)
+        if key in self._warned:
+            log.debug("observer %s.%s failed again", type(obs).__name__, where, exc_info=True)
+            return
+        self._warned.add(key)
+        log.exception("observer %s.%s failed; the call goes on (further failures are logged at debug)", type(obs).__name__, where)
