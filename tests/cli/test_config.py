@@ -4,7 +4,6 @@ with a sentence naming it. Also the command line's help and its exit code on bad
 from __future__ import annotations
 
 import argparse
-
 import re
 import subprocess
 from pathlib import Path
