@@ -2,6 +2,8 @@
 
 from .app import run_bridge as run_bridge
 from .catalog import Catalog as Catalog
-from .session import Session as Session
+from .dispatch import Dispatcher as Dispatcher
+from .methods import Methods as Methods
+from .seam import BridgeSeam as BridgeSeam
 
-__all__ = ["Catalog", "Session", "run_bridge"]
+__all__ = ["BridgeSeam", "Catalog", "Dispatcher", "Methods", "run_bridge"]

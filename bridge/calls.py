@@ -14,7 +14,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from typing import Final
+from typing import Final, Protocol
 
 import msgspec
 from msgspec import Raw
@@ -32,11 +32,12 @@ from bus import (
     encode_headers,
     take_result,
 )
-from bus.errors import DEADLINE, OVERLOADED
 from schemas import bus as h
+from schemas.bus import CancelRequest, cancel_encoder
 from schemas.config import BridgeSettings
-from schemas.jsonrpc import INTERNAL_ERROR
+from schemas.errors import DEADLINE, INTERNAL_ERROR, OVERLOADED
 from schemas.mcp import CallToolParams
+from schemas.observe import BridgeRequest
 
 from .breaker import Breakers
 from .catalog import Entry
@@ -49,6 +50,7 @@ from .errors import (
     ServiceDown,
     reply_error,
 )
+from .seam import BridgeSeam
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +58,14 @@ _encoder: Final = msgspec.json.Encoder()
 # Waits between retries when nobody received a call but discovery knows instances (restarts, reconnects).
 _NO_RESPONDER_BACKOFF: Final = (0.05, 0.15, 0.3, 0.5, 1.0, 1.0)
 _MAX_RESULT: Final = 64 * 1024 * 1024  # claim-checked results larger than this are refused, not truncated
+
+
+class Liveness(Protocol):
+    """What the caller asks of discovery (bridge/discovery.py)."""
+
+    def has_instances(self, svc: str) -> bool: ...
+
+    def saw(self, svc: str, instance: str | None) -> None: ...
 
 
 class Caller:
@@ -66,17 +76,18 @@ class Caller:
         bus: Bus,
         settings: BridgeSettings,
         client: str,
-        has_instances: Callable[[str], bool],
-        saw: Callable[[str, str | None], None] = lambda svc, instance: None,
+        liveness: Liveness,
+        breakers: Breakers,
+        seam: BridgeSeam | None = None,
     ) -> None:
-        self._saw = saw
+        self._liveness = liveness
         self._bus = bus
         self._settings = settings
         self._client = client
-        self._has_instances = has_instances
         self._seq = 0
         self._prefix = bus.ident
-        self.breakers = Breakers(settings.breaker_threshold, settings.breaker_cooldown)
+        self._seam = seam or BridgeSeam()
+        self.breakers = breakers
         self._fixed: dict[str, bytes] = {}  # protocol version -> the headers every call carries, encoded once
 
     def new_call_id(self) -> str:
@@ -93,10 +104,14 @@ class Caller:
         call_id: str | None = None,
         timeout: float | None = None,
         extra_headers: dict[str, str] | None = None,
+        req: BridgeRequest | None = None,
     ) -> Raw:
-        """The responder's CallToolResult (raw JSON), or a BridgeError."""
+        """The responder's CallToolResult (raw JSON), or a BridgeError. `req` (the seam's view of the
+        client request) learns the service, the call id and the number of attempts."""
         s = self._settings
         call_id = call_id or self.new_call_id()
+        if req is not None:
+            req.service, req.call_id = entry.service, call_id
         seconds = timeout or s.call_timeout
         loop = asyncio.get_running_loop()
         deadline = loop.time() + seconds
@@ -117,7 +132,7 @@ class Caller:
         breaker = self.breakers.get(svc)
         breaker.before_call()
         try:
-            result = await self._with_retries(entry, subject, body, headers, deadline, notify, call_id, seconds)
+            result = await self._with_retries(entry, subject, body, headers, deadline, notify, call_id, seconds, req)
         except (ServiceDown, OutcomeUnknown, CallTimeout):
             breaker.failure()
             raise
@@ -145,6 +160,7 @@ class Caller:
         notify: Callable[[bytes], None],
         call_id: str,
         seconds: float,
+        req: BridgeRequest | None,
     ) -> Raw:
         s = self._settings
         svc = entry.service
@@ -153,12 +169,16 @@ class Caller:
         lost = 0
         while True:
             attempts += 1
+            if req is not None:
+                req.attempts += 1
+            if attempts > 1:
+                self._seam.retried(svc)
             try:
                 return await self._attempt(svc, subject, body, headers, deadline, notify)
             except NoResponders:
                 # Nobody received it, so a retry can never run it twice; but only wait when instances
                 # are known to exist (a rolling restart), never when the service is simply down.
-                if attempts > len(_NO_RESPONDER_BACKOFF) or not self._has_instances(svc):
+                if attempts > len(_NO_RESPONDER_BACKOFF) or not self._liveness.has_instances(svc):
                     raise ServiceDown(svc) from None
                 await asyncio.sleep(_NO_RESPONDER_BACKOFF[attempts - 1])
             except ResponderLost:
@@ -196,7 +216,7 @@ class Caller:
                     if frame.data[:1] == b"{":
                         notify(frame.data)
                     continue
-                self._saw(svc, frame.headers.get(h.INSTANCE))  # any final reply proves the instance alive
+                self._liveness.saw(svc, frame.headers.get(h.INSTANCE))  # any final reply proves the instance alive
                 err = reply_error(frame.headers, frame.data)
                 if err is not None:
                     raise err
@@ -208,6 +228,6 @@ class Caller:
 
     async def _cancel(self, svc: str, call_id: str) -> None:
         try:
-            await self._bus.publish(self._bus.subjects.cancel(svc), _encoder.encode({"callId": call_id}))
+            await self._bus.publish(self._bus.subjects.cancel(svc), cancel_encoder.encode(CancelRequest(callId=call_id)))
         except Exception:  # best effort: the deadline header stops the work anyway
             log.debug("cancel publish failed", exc_info=True)

@@ -4,7 +4,9 @@ Owns the lifecycle-event subscription and the sweep loop. A sweep scatters `$SRV
 keeps the replies whose metadata names our subject root, and re-reads `tools.list` from
 every service whose set of instances changed. Lifecycle events (`started`, `stopping`) and
 unknown tool names trigger an immediate sweep; a periodic sweep notices instances that died
-without a word. Whenever the merged list changes, `on_change` is called with the new catalog.
+without a word. Whenever a merged list changes, the client hears of it through `Notices`
+(the very first catalog of the process only when the client was already answered without
+one); a service's new instances half-open its circuit breaker; instance counts go to the seam.
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
 from typing import Final
 
 import msgspec
@@ -21,15 +22,18 @@ from bus import Bus, BusError
 from schemas import bus as h
 from schemas.bus import PingResponse, ServiceDescription
 from schemas.config import BridgeSettings
+from schemas.events import Lifecycle, event_decoder
 from schemas.mcp import ListToolsResult, Tool
 
+from .breaker import Breakers
 from .catalog import Catalog
+from .notices import Notices
+from .seam import BridgeSeam
 
 log = logging.getLogger(__name__)
 
 _ping_decoder: Final = msgspec.json.Decoder(PingResponse)
 _tools_decoder: Final = msgspec.json.Decoder(ListToolsResult)
-_lifecycle_decoder: Final = msgspec.json.Decoder(dict[str, str])
 _description_decoder: Final = msgspec.json.Decoder(ServiceDescription)
 class _Templates(msgspec.Struct):
     resourceTemplates: list[msgspec.Raw] = msgspec.field(default_factory=list)
@@ -44,15 +48,19 @@ class Discovery:
         self,
         bus: Bus,
         settings: BridgeSettings,
-        on_change: Callable[[Catalog], None],
-        on_list_changed: Callable[[str], None] | None = None,
-        on_new_instances: Callable[[str], None] | None = None,
+        notices: Notices,
+        breakers: Breakers,
+        seam: BridgeSeam,
+        answered: asyncio.Event,
     ) -> None:
+        """`answered`: the client was already answered without a catalog (no server yet), so the first
+        catalog found is a change it must hear about."""
         self._bus = bus
         self._settings = settings
-        self._on_change = on_change
-        self._on_list_changed = on_list_changed or (lambda kind: None)
-        self._on_new_instances = on_new_instances or (lambda svc: None)
+        self._notices = notices
+        self._breakers = breakers
+        self._seam = seam
+        self._answered = answered
         self.prompts: dict[str, list[msgspec.Raw]] = {}
         self.catalog = Catalog({}, settings.tool_separator, settings.max_tool_name)
         self.instances: dict[str, set[str]] = {}
@@ -130,11 +138,11 @@ class Discovery:
 
     async def _on_lifecycle(self, msg: object) -> None:
         try:
-            event = _lifecycle_decoder.decode(msg.data)  # type: ignore[attr-defined]
+            event = event_decoder.decode(msg.data)  # type: ignore[attr-defined]
         except (msgspec.DecodeError, msgspec.ValidationError):
             return
-        if event.get("event") == "stopping" and event.get("instance"):
-            self._leaving[event["instance"]] = time.monotonic() + 60
+        if isinstance(event, Lifecycle) and event.event == "stopping" and event.instance:
+            self._leaving[event.instance] = time.monotonic() + 60
         self.poke()
 
     async def _sweep(self) -> None:
@@ -144,7 +152,7 @@ class Discovery:
         now = time.monotonic()
         self._leaving = {k: v for k, v in self._leaving.items() if v > now}
         found: dict[str, set[str]] = {}
-        for reply in await self._bus.scatter("$SRV.PING", idle=0.1, limit=1.0):
+        for reply in await self._bus.scatter(self._bus.subjects.srv_ping(), idle=0.1, limit=1.0):
             try:
                 ping = _ping_decoder.decode(reply.data)
             except (msgspec.DecodeError, msgspec.ValidationError):
@@ -175,7 +183,7 @@ class Discovery:
             changed_kinds.add("resources")  # resources/list is read on demand, so missed changes cannot be diffed
         for svc, ids in found.items():
             if ids - self.instances.get(svc, set()):
-                self._on_new_instances(svc)
+                self._breakers.instances_appeared(svc)
             if ids != self.instances.get(svc) or svc not in self._tools or relist:
                 desc = await self._describe(svc)
                 if desc is None:
@@ -205,6 +213,9 @@ class Discovery:
                 if self.prompts.pop(svc, None) is not None:
                     changed_kinds.add("prompts")
                 changed = True
+        for svc in found.keys() | self.instances.keys():
+            if len(found.get(svc, ())) != len(self.instances.get(svc, ())):
+                self._seam.instances_changed(svc, len(found.get(svc, ())))
         self.instances = found
         self._relist = False
         if changed:
@@ -218,10 +229,11 @@ class Discovery:
             for name in self.catalog.by_name:
                 self.vanished.pop(name, None)
             log.info("tool catalog now has %d tools from %s", len(self.catalog), sorted(self._tools) or "no services")
-            self._on_change(self.catalog)
+            if self.ready.is_set() or self._answered.is_set():
+                self._notices.list_changed("tools")
         if self.ready.is_set():
             for kind in sorted(changed_kinds):
-                self._on_list_changed(kind)
+                self._notices.list_changed(kind)
 
     def resource_services(self) -> list[str]:
         return sorted(s for s, d in self.descriptions.items() if d.capabilities.resources and self.instances.get(s))
@@ -239,7 +251,7 @@ class Discovery:
 
     async def _fetch_list(self, svc: str, op: str, key: str) -> list[msgspec.Raw]:
         try:
-            reply = await self._bus.request(f"{self._bus.subjects.service(svc)}.{op}", b"{}", timeout=2.0)
+            reply = await self._bus.request(self._bus.subjects.op(svc, op), b"{}", timeout=2.0)
             items = msgspec.json.decode(reply.data, type=dict[str, msgspec.Raw]).get(key)
             return msgspec.json.decode(items, type=list[msgspec.Raw]) if items is not None else []
         except (BusError, msgspec.DecodeError, msgspec.ValidationError) as exc:
@@ -248,7 +260,7 @@ class Discovery:
 
     async def _fetch_templates(self, svc: str) -> list[msgspec.Raw]:
         try:
-            reply = await self._bus.request(f"{self._bus.subjects.service(svc)}.resources.templates.list", b"{}", timeout=2.0)
+            reply = await self._bus.request(self._bus.subjects.templates_list(svc), b"{}", timeout=2.0)
             return _templates_decoder.decode(reply.data).resourceTemplates
         except (BusError, msgspec.DecodeError, msgspec.ValidationError) as exc:
             log.warning("could not list the resource templates of %s: %s", svc, exc)

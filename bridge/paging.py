@@ -8,10 +8,12 @@ from typing import Final
 import msgspec
 from msgspec import Raw
 
+from schemas.mcp import CACHE_HINTS_PRIVATE
+
 from .errors import InvalidParams
 
 _encoder: Final = msgspec.json.Encoder()
-CACHE_HINTS: Final = b',"resultType":"complete","ttlMs":0,"cacheScope":"private"'
+CACHE_HINTS: Final = b"," + _encoder.encode(CACHE_HINTS_PRIVATE)[1:-1]
 
 
 def encode_cursor(offset: int) -> str:

@@ -94,7 +94,7 @@ class Prompts:
     async def _request(self, svc: str, op: str, body: dict[str, Any], version: str) -> Raw:
         headers = {h.PROTOCOL_VERSION: version, h.DEADLINE: str(int((time.time() + 30) * 1000))}
         try:
-            reply = await self._bus.request(f"{self._bus.subjects.service(svc)}.{op}", _encoder.encode(body), headers, timeout=30)
+            reply = await self._bus.request(self._bus.subjects.op(svc, op), _encoder.encode(body), headers, timeout=30)
         except BusError as exc:
             if exc.code == -31001:
                 raise ServiceDown(svc) from None

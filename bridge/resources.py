@@ -54,7 +54,7 @@ class Resources:
 
         async def one(svc: str) -> list[Raw]:
             try:
-                reply = await self._bus.request(f"{self._bus.subjects.service(svc)}.resources.list", b"{}", timeout=self._timeout)
+                reply = await self._bus.request(self._bus.subjects.resources_list(svc), b"{}", timeout=self._timeout)
                 return _list_decoder.decode(reply.data).resources
             except (BusError, msgspec.DecodeError, msgspec.ValidationError) as exc:
                 log.warning("could not list the resources of %s: %s", svc, exc)
@@ -87,7 +87,7 @@ class Resources:
             h.DEADLINE: str(int((time.time() + self._timeout) * 1000)),
         }
         for svc in self._owners(uri):
-            subject = f"{self._bus.subjects.service(svc)}.resources.read"
+            subject = self._bus.subjects.resources_read(svc)
             try:
                 reply = await self._bus.request(subject, bytes(params), headers, timeout=self._timeout)
             except NoResponders:

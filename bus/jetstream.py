@@ -32,6 +32,7 @@ from schemas.config import AuditSettings, EventsSettings
 from .connection import Bus
 from .errors import BusError, NoResponders, translate
 from .mux import Call, Inbox
+from .subjects import Subjects
 
 log = logging.getLogger(__name__)
 
@@ -169,7 +170,7 @@ def audit_stream(root: str, settings: AuditSettings) -> StreamSpec:
     """The audit log: `<root>.audit.>`, never deleted from or purged, retention from settings."""
     return StreamSpec(
         name=stream_name("audit", root, settings.stream),
-        subjects=(f"{root}.audit.>",),
+        subjects=(Subjects(root).audit_all(),),
         description=f"mcp-nats audit log: one JSON record per tool call under subject root {root!r}",
         max_age=settings.max_age,
         max_bytes=settings.max_bytes,
@@ -185,7 +186,7 @@ def events_stream(root: str, settings: EventsSettings) -> StreamSpec:
     """Service events: `<root>.events.>` (lifecycle, resource updates, list changes), oldest dropped first."""
     return StreamSpec(
         name=stream_name("events", root, settings.stream),
-        subjects=(f"{root}.events.>",),
+        subjects=(Subjects(root).events_all(),),
         description=f"mcp-nats service events under subject root {root!r}",
         max_age=settings.max_age,
         max_bytes=settings.max_bytes,

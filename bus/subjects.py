@@ -44,6 +44,28 @@ class Subjects:
     def tool_call(self, svc: str, tool: str) -> str:
         return f"{self.root}.{svc}.tools.call.{tool_token(tool)}"
 
+    def op(self, svc: str, operation: str) -> str:
+        """`<root>.<svc>.<operation>`, e.g. `resources.list`, `resources.read`, `prompts.list`, `completion.complete`."""
+        return f"{self.root}.{svc}.{operation}"
+
+    def resources_list(self, svc: str) -> str:
+        return self.op(svc, "resources.list")
+
+    def templates_list(self, svc: str) -> str:
+        return self.op(svc, "resources.templates.list")
+
+    def resources_read(self, svc: str) -> str:
+        return self.op(svc, "resources.read")
+
+    def prompts_list(self, svc: str) -> str:
+        return self.op(svc, "prompts.list")
+
+    def prompts_get(self, svc: str, prompt: str) -> str:
+        return self.op(svc, f"prompts.get.{prompt}")
+
+    def completion(self, svc: str) -> str:
+        return self.op(svc, "completion.complete")
+
     def cancel(self, svc: str) -> str:
         return f"{self.root}.{svc}.cancel"
 
@@ -55,6 +77,33 @@ class Subjects:
 
     def audit(self, svc: str, tool: str) -> str:
         return f"{self.root}.audit.{svc}.{tool_token(tool)}"
+
+    def audit_filter(self, svc: str | None = None, tool: str | None = None) -> str:
+        """The audit records of one service (and tool), `*` for any."""
+        return f"{self.root}.audit.{svc or '*'}.{tool_token(tool) if tool else '*'}"
+
+    def audit_all(self) -> str:
+        """Everything the audit stream holds."""
+        return f"{self.root}.audit.>"
+
+    def events_all(self) -> str:
+        """Everything the events stream holds."""
+        return f"{self.root}.events.>"
+
+    def bridges_status(self) -> str:
+        """Every bridge answers here with its BridgeStatus (for `mcp-nats status`)."""
+        return f"{self.root}.bridges.status"
+
+    def micro_name(self, svc: str) -> str:
+        """The ADR-32 service name of an MCP service's instances (`nats micro ls` shows it)."""
+        return f"{self.root}-{svc}"
+
+    def srv_ping(self, svc: str | None = None) -> str:
+        """$SRV.PING for every service, or for one MCP service's instances."""
+        return "$SRV.PING" if svc is None else f"$SRV.PING.{self.micro_name(svc)}"
+
+    def srv_stats(self) -> str:
+        return "$SRV.STATS"
 
     def operation(self, subject: str, svc: str) -> str | None:
         """The part after `<root>.<svc>.` (e.g. `tools.call.x`), or None if the subject is not the service's."""

@@ -27,9 +27,9 @@ from bus import (
     NotConnected,
     StoredMsg,
     StreamNotFound,
+    Subjects,
     audit_stream,
     connect,
-    tool_token,
 )
 from schemas.audit import OUTCOMES, AuditRecord, record_decoder
 from schemas.config import Settings
@@ -85,7 +85,7 @@ def add_parser(sub: Any, common: Any) -> None:
 
 class _Filter:
     def __init__(self, args: argparse.Namespace, root: str) -> None:
-        self.subject = f"{root}.audit.{args.service or '*'}.{tool_token(args.tool) if args.tool else '*'}"
+        self.subject = Subjects(root).audit_filter(args.service, args.tool)
         self.tool: str | None = args.tool
         self.outcome: str | None = args.outcome
         self.identity: str | None = args.identity

@@ -20,8 +20,8 @@ from .config import resolve_url
 async def collect(settings: Settings, url: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Every STATS reply of an MCP service under our subject root, and every bridge's circuits."""
     async with connect(settings.nats, name="mcp-nats status", ident=f"status-{os.getpid()}", url=url) as bus:
-        replies = await bus.scatter("$SRV.STATS", idle=0.3, limit=3.0)
-        bridges = [msgspec.json.decode(m.data) for m in await bus.scatter(f"{settings.nats.root}.bridges.status", idle=0.3, limit=2.0)]
+        replies = await bus.scatter(bus.subjects.srv_stats(), idle=0.3, limit=3.0)
+        bridges = [msgspec.json.decode(m.data) for m in await bus.scatter(bus.subjects.bridges_status(), idle=0.3, limit=2.0)]
     out = []
     for r in replies:
         try:

@@ -70,7 +70,7 @@ async def _wait_for(url: str, settings: Settings, svc: str, count: int, timeout:
     async with connect(settings.nats, name="mcp-nats up", ident=f"up-{os.getpid()}", url=url) as bus:
         while time.monotonic() < end and not sup.exited():
             seen = 0
-            for m in await bus.scatter(f"$SRV.PING.{settings.nats.root}-{svc}", idle=0.1, limit=1.0):
+            for m in await bus.scatter(bus.subjects.srv_ping(svc), idle=0.1, limit=1.0):
                 meta = decode(m.data).get("metadata") or {}
                 seen += meta.get(h.META_ROOT) == settings.nats.root
             if seen >= count:

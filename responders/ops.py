@@ -15,7 +15,7 @@ from msgspec import UNSET, Struct, UnsetType
 
 from bus import tool_token
 from schemas.jsonrpc import INTERNAL_ERROR, INVALID_PARAMS
-from schemas.mcp import RESOURCE_NOT_FOUND_LEGACY
+from schemas.mcp import CACHE_HINTS_PRIVATE, RESOURCE_NOT_FOUND_LEGACY
 
 from .errors import ProtocolError, ToolError
 from .prompts import complete
@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 
 _encoder: Final = msgspec.json.Encoder()
 # 2026-07-28 cache hints on list/read results: live data, per caller (legacy clients ignore them).
-CACHE_HINTS: Final = {"resultType": "complete", "ttlMs": 0, "cacheScope": "private"}
+CACHE_HINTS: Final = CACHE_HINTS_PRIVATE
 
 
 class _ReadParams(Struct, kw_only=True):

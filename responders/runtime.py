@@ -124,7 +124,7 @@ class ServiceRunner:
         self._op_counters = {
             op: EndpointCounters(
                 name=op.replace(".", "-"),
-                subject=f"{self.subjects.service(svc)}.{op}" + (".*" if op == "prompts.get" else ""),
+                subject=self.subjects.op(svc, op + (".*" if op == "prompts.get" else "")),
                 queue_group=svc,
             )
             for op in operations
@@ -158,7 +158,7 @@ class ServiceRunner:
 
     def micro(self) -> MicroService:
         return MicroService(
-            name=f"{self.subjects.root}-{self.service.name}",
+            name=self.subjects.micro_name(self.service.name),
             id=self.instance,
             version=self.service.version,
             description=self.service.description,

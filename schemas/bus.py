@@ -115,3 +115,23 @@ class CancelRequest(Struct, kw_only=True, frozen=True):
 
 cancel_encoder: Final = msgspec.json.Encoder()
 cancel_decoder: Final = msgspec.json.Decoder(CancelRequest)
+
+
+class CircuitStatus(Struct, kw_only=True, frozen=True):
+    state: str
+    """"closed", "half-open" or "open"."""
+    failures: int
+    trips: int
+
+
+class BridgeStatus(Struct, kw_only=True, frozen=True):
+    """What a bridge answers on `<root>.bridges.status`."""
+
+    bridge: str
+    client: str
+    circuits: dict[str, CircuitStatus]
+    calls_in_flight: int
+
+
+status_encoder: Final = msgspec.json.Encoder()
+status_decoder: Final = msgspec.json.Decoder(BridgeStatus)

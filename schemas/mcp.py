@@ -37,6 +37,12 @@ class Implementation(Struct, kw_only=True, omit_defaults=True):
     title: str | UnsetType = UNSET
 
 
+# 2026-07-28 cache hints: lists change live (clients are told), so a result is fresh only now. "public" for
+# what every caller sees alike (the bridge's own answers), "private" for what a service returned for this caller.
+CACHE_HINTS_PUBLIC: Final = {"resultType": "complete", "ttlMs": 0, "cacheScope": "public"}
+CACHE_HINTS_PRIVATE: Final = {"resultType": "complete", "ttlMs": 0, "cacheScope": "private"}
+
+
 class RequestMeta(Struct, kw_only=True, omit_defaults=True):
     """`params._meta` of a request: the progress token and the modern envelope."""
 
@@ -47,6 +53,7 @@ class RequestMeta(Struct, kw_only=True, omit_defaults=True):
     log_level: str | UnsetType = field(default=UNSET, name=META_LOG_LEVEL)
     traceparent: str | UnsetType = UNSET
     tracestate: str | UnsetType = UNSET
+    baggage: str | UnsetType = UNSET
 
 
 class InitializeParams(Struct, kw_only=True):

@@ -79,7 +79,7 @@ def test_import_resolution_sees_relative_and_absolute_imports() -> None:
     """The import scanner resolves relative imports to absolute names (a self-check, so the rules below cannot pass vacuously)."""
     paths = imports_of(REPO / "responders" / "services" / "fs" / "paths.py")
     assert "responders.errors" in paths
-    session = imports_of(REPO / "bridge" / "session.py")
+    session = imports_of(REPO / "bridge" / "methods.py")
     assert {"bridge.catalog", "schemas.jsonrpc", "msgspec"} <= session
     assert any(_top(n) == "nats" for p in _files("bus") for n in imports_of(p))
 

@@ -18,7 +18,7 @@ from .e2e_helpers import bridge_client
 
 pytestmark = pytest.mark.anyio
 
-TRANSCRIPT = json.loads((Path(__file__).parent / "responders" / "memory" / "reference_transcript.json").read_text())
+TRANSCRIPT = json.loads((Path(__file__).parent / "responders" / "services" / "memory" / "reference_transcript.json").read_text())
 
 
 async def call(bus: Bus, tool: str, arguments: Any) -> dict[str, Any]:
