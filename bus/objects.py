@@ -14,8 +14,10 @@ from typing import Final
 import nats.js.api
 import nats.js.errors
 
+from schemas.errors import PAYLOAD_TOO_LARGE
+
 from .connection import Bus
-from .errors import PAYLOAD_TOO_LARGE, BusError, NotConnected
+from .errors import BusError, NotConnected
 
 log = logging.getLogger(__name__)
 

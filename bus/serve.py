@@ -18,8 +18,9 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Final
 
 from schemas import bus as h
+from schemas.errors import OVERLOADED
 
-from .errors import OVERLOADED, BusError
+from .errors import BusError
 from .wire import Headers, Wire, encode_headers
 
 if TYPE_CHECKING:

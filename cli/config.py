@@ -22,7 +22,7 @@ _SECTIONS: Final = tuple(
 )
 """The core sections ([nats], [bridge], ...); every other section belongs to a service plugin."""
 _ALIASES: Final = {"URL": ("nats", "url"), "ROOT": ("nats", "root"), "CREDENTIALS": ("nats", "credentials")}
-_NOT_SETTINGS: Final = {"CONFIG", "LOG_LEVEL"}
+_NOT_SETTINGS: Final = {"CONFIG", "LOG_LEVEL", "SERVER_BINARY"}
 _LIST_KEYS: Final = {("audit", "redact")}
 
 

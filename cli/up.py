@@ -99,8 +99,10 @@ def up_command(args: argparse.Namespace, settings: Settings) -> int:
         else:
             _say(f"Starting an embedded nats-server ({why})")
             try:
-                server = _start_server(sdir, args.port)
+                server = _start_server(sdir, args.port, stop)
             except EmbeddedServerError as exc:
+                if stop.is_set():
+                    return 0  # Ctrl-C while the server started: it was stopped, nothing is left
                 log.error("%s", exc)
                 return 1
             url = server.url
@@ -153,14 +155,14 @@ def up_command(args: argparse.Namespace, settings: Settings) -> int:
             signal.signal(sig, handler)
 
 
-def _start_server(sdir: Path, port_flag: int) -> EmbeddedServer:
+def _start_server(sdir: Path, port_flag: int, abort: threading.Event) -> EmbeddedServer:
     port = port_flag if port_flag != -1 else _last_port(sdir)
     try:
-        server = EmbeddedServer(sdir / "server", port=port).start()
+        server = EmbeddedServer(sdir / "server", port=port).start(abort=abort)
     except EmbeddedServerError:
-        if port == -1 or port_flag != -1:
+        if port == -1 or port_flag != -1 or abort.is_set():
             raise
-        server = EmbeddedServer(sdir / "server", port=-1).start()  # last run's port is taken now
+        server = EmbeddedServer(sdir / "server", port=-1).start(abort=abort)  # last run's port is taken now
     (sdir / "nats.port").write_text(f"{server.port}\n")
     return server
 

@@ -8,11 +8,12 @@ from typing import Any, Final
 
 import msgspec
 
+from schemas.errors import MISSING_CAPABILITY
+
 from .errors import ProtocolError
 from .mrtr import InputRequired
 
 LOG_LEVELS: Final = ("debug", "info", "notice", "warning", "error", "critical", "alert", "emergency")
-MISSING_CAPABILITY: Final = -32021
 
 
 class Context:

@@ -1,8 +1,10 @@
 """The responder's per-call seam: every observer sees each tools/call begin and end.
 
 Audit, metrics, traces, logs, RBAC and rate limits plug in here, never as branches in the
-runner. `start` runs the observers in order and stops at the first `Refusal` (the call is then
-answered with that error, and every observer still sees `end`); `end` runs every observer.
+runner. Every observer sees every call begin and end, exactly once each, refused calls
+included (so counts agree everywhere). `start` returns the first `Refusal` in observer order
+(the call is then answered with that error and its handler never runs); a refusal from a later
+observer is ignored, so put the observers that refuse (policy, then limits) first.
 An observer that raises is logged (once per observer and kind, then at debug) and skipped:
 it never fails the call.
 """
@@ -31,15 +33,16 @@ class Seam:
         return self._observers
 
     def start(self, call: ToolCall) -> Refusal | None:
+        first: Refusal | None = None
         for obs in self._observers:
             try:
                 refusal = obs.call_started(call)
             except Exception:
                 self._failed(obs, "call_started")
                 continue
-            if refusal is not None:
-                return refusal
-        return None
+            if first is None:
+                first = refusal
+        return first
 
     def end(self, call: ToolCall) -> None:
         for obs in self._observers:

@@ -12,12 +12,12 @@ from typing import Any, Final
 import msgspec
 from msgspec import UNSET, Raw, Struct, UnsetType
 
-# Standard JSON-RPC codes (https://www.jsonrpc.org/specification#error_object).
-PARSE_ERROR: Final = -32700
-INVALID_REQUEST: Final = -32600
-METHOD_NOT_FOUND: Final = -32601
-INVALID_PARAMS: Final = -32602
-INTERNAL_ERROR: Final = -32603
+# Standard JSON-RPC codes (https://www.jsonrpc.org/specification#error_object), defined in errors.py.
+from .errors import INTERNAL_ERROR as INTERNAL_ERROR
+from .errors import INVALID_PARAMS as INVALID_PARAMS
+from .errors import INVALID_REQUEST as INVALID_REQUEST
+from .errors import METHOD_NOT_FOUND as METHOD_NOT_FOUND
+from .errors import PARSE_ERROR as PARSE_ERROR
 
 RequestId = int | str
 

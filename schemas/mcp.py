@@ -26,9 +26,9 @@ META_LOG_LEVEL: Final = "io.modelcontextprotocol/logLevel"
 META_SERVER_INFO: Final = "io.modelcontextprotocol/serverInfo"
 META_SUBSCRIPTION_ID: Final = "io.modelcontextprotocol/subscriptionId"
 
-# MCP error codes beyond JSON-RPC's own.
-RESOURCE_NOT_FOUND_LEGACY: Final = -32002
-UNSUPPORTED_PROTOCOL_VERSION: Final = -32022
+# MCP error codes beyond JSON-RPC's own (defined in errors.py).
+from .errors import RESOURCE_NOT_FOUND_LEGACY as RESOURCE_NOT_FOUND_LEGACY  # noqa: E402
+from .errors import UNSUPPORTED_PROTOCOL_VERSION as UNSUPPORTED_PROTOCOL_VERSION  # noqa: E402
 
 
 class Implementation(Struct, kw_only=True, omit_defaults=True):

@@ -129,7 +129,8 @@ class ToolCall:
 
 
 class CallObserver(Protocol):
-    """Sees every tools/call a responder instance handles. Must not block and should not raise."""
+    """Sees every tools/call a responder instance handles, refused ones included. Must not block and should
+    not raise. Observers run in order; the first Refusal wins (put refusing observers first)."""
 
     def call_started(self, call: ToolCall) -> Refusal | None: ...
 

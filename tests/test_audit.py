@@ -173,6 +173,25 @@ async def test_a_call_through_the_bridge_is_audited_under_its_client_name(
     assert all(r.callId.startswith("bridge-") for r in records)
 
 
+@pytest.mark.parametrize("mode", ["legacy", "2026-07-28"])
+async def test_a_clients_trace_context_reaches_the_audit_record(
+    responders: Responders, bus: Bus, root: str, bridge_argv: list[str], mode: str
+) -> None:
+    """A client's `params._meta.traceparent` travels on the bus request, so the record's traceId is the client's trace."""
+    start_audited(responders)
+    await responders.wait_instances(SERVICE, 1)
+    trace = "4bf92f3577b34da6a3ce929d0e0e4736"
+    with anyio.fail_after(30):
+        async with bridge_client(bridge_argv, mode=mode) as client:
+            meta = {"traceparent": f"00-{trace}-00f067aa0ba902b7-01", "tracestate": "vendor=1"}
+            ok = await client.call_tool(f"{SERVICE}_echo", {"text": "traced"}, meta=meta)  # type: ignore[arg-type]
+            assert ok.content[0].text == "traced"  # type: ignore[union-attr]
+            await client.call_tool(f"{SERVICE}_echo", {"text": "untraced"})
+        assert await wait_count(bus, root, 2, timeout=10) == 2
+    records = await read_records(bus, root)
+    assert [r.traceId for r in records] == [trace, msgspec.UNSET]
+
+
 async def test_audit_query_and_tail_print_records_with_filters(responders: Responders, bus: Bus, root: str) -> None:
     """`audit query` prints stored records as a table or JSON lines with filters; `audit tail` prints new ones as they come."""
     start_audited(responders)

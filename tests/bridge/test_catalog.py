@@ -169,12 +169,11 @@ def _b64(text: str) -> str:
     ],
 )
 def test_garbage_cursor_raises_invalid_cursor(make: object) -> None:
-    """A cursor this catalog did not issue raises InvalidCursor (a ValueError), never another exception."""
+    """A cursor this catalog did not issue raises InvalidCursor, never another exception."""
     cat = Catalog({"fs": tools("a", "b", "c")})
     cursor = make(cat)  # type: ignore[operator]
     with pytest.raises(InvalidCursor):
         cat.page(cursor, 1)
-    assert issubclass(InvalidCursor, ValueError)
 
 
 def test_every_single_character_change_in_the_version_part_is_refused() -> None:

@@ -8,7 +8,6 @@ import contextlib
 import os
 import queue
 import shlex
-import shutil
 import signal
 import socket
 import subprocess
@@ -287,37 +286,52 @@ def test_closing_the_terminal_stops_the_embedded_server(start_up: object, tmp_pa
 
 
 def test_ctrl_c_while_the_server_starts_leaves_no_server(start_up: object, tmp_path: Path) -> None:
-    """A Ctrl-C that arrives while `up` waits for its nats-server to become ready still stops that server."""
+    """A Ctrl-C that arrives while `up` waits for its nats-server to become ready still stops that server.
+
+    The server is a wrapper ($MCP_NATS_SERVER_BINARY) that answers --version at once but holds the real
+    server back until the test says so, so the Ctrl-C lands in the wait every time (no race to lose)."""
     if default_server_refused() is None:
         pytest.skip(f"a suitable NATS server answers at {DEFAULT_URL}; up would reuse it instead of starting one")
-    for _attempt in range(3):
-        up: Up = start_up()  # type: ignore[operator]
-        server_dir = tmp_path / "state" / "server"
-        server_pid = 0
-        try:
-            # Freeze the server as soon as it exists: until it logs "Server is ready", `up` is inside start().
-            end = time.monotonic() + 15
-            while time.monotonic() < end and up.proc.poll() is None:
-                try:
-                    server_pid = int((server_dir / "nats-server.pid").read_text())
-                    break
-                except (OSError, ValueError):
-                    time.sleep(0.0005)
-            assert server_pid, f"no nats-server pid file within 15 s\n{up.output()}"
-            up.pids.append(server_pid)
-            os.kill(server_pid, signal.SIGSTOP)
-            if b"Server is ready" in (server_dir / "nats-server.log").read_bytes():
-                continue  # too late: the server was ready before it was frozen; try again
-            up.proc.send_signal(signal.SIGINT)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                up.proc.wait(1.0)
-            os.kill(server_pid, signal.SIGCONT)
-            up.proc.wait(30)
-            assert_gone(server_pid, "the nats-server started by the interrupted `up`", timeout=2.0)
-            return
-        finally:
-            if server_pid and process_state(server_pid) not in (None, "Z"):
-                os.kill(server_pid, signal.SIGCONT)
-            up.close()
-            shutil.rmtree(tmp_path / "state", ignore_errors=True)
-    pytest.skip("the server became ready before it could be frozen, three times; the race was not reproduced")
+    real = EmbeddedServer(tmp_path / "probe").binary
+    held = tmp_path / "held.pid"
+    go = tmp_path / "go"
+    wrapper = tmp_path / "nats-server-held"
+    wrapper.write_text(
+        "#!/bin/sh\n"
+        f'if [ "$1" = "--version" ]; then exec {shlex.quote(real)} --version; fi\n'
+        f"echo $$ > {shlex.quote(str(held))}.tmp && mv {shlex.quote(str(held))}.tmp {shlex.quote(str(held))}\n"
+        f"i=0; while [ ! -e {shlex.quote(str(go))} ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done\n"
+        f'exec {shlex.quote(real)} "$@"\n'
+    )
+    wrapper.chmod(0o755)
+    up: Up = start_up(MCP_NATS_SERVER_BINARY=str(wrapper))  # type: ignore[operator]
+    try:
+        end = time.monotonic() + 15
+        while not held.exists() and time.monotonic() < end and up.proc.poll() is None:
+            time.sleep(0.01)
+        assert held.exists(), f"the server was never started\n{up.output()}"
+        server_pid = int(held.read_text())
+        up.pids.append(server_pid)
+        assert not (tmp_path / "state" / "server" / "nats-server.log").exists()  # not ready: `up` is waiting in start()
+        up.proc.send_signal(signal.SIGINT)
+        assert up.proc.wait(10) == 0  # at once, not after the readiness timeout (15 s)
+        assert_gone(server_pid, "the nats-server started by the interrupted `up`", timeout=5.0)
+    finally:
+        go.touch()
+        up.close()
+
+
+def test_a_server_binary_that_is_not_nats_server_is_refused_by_name(tmp_path: Path) -> None:
+    """$MCP_NATS_SERVER_BINARY pointing at something that is not a nats-server is refused with a sentence naming it."""
+    bogus = tmp_path / "not-nats"
+    bogus.write_text("#!/bin/sh\necho hello\n")
+    bogus.chmod(0o755)
+    done = subprocess.run(
+        [MCP_NATS, "up", "--state-dir", str(tmp_path / "state"), "--url", "nats://127.0.0.1:1"],
+        env=child_env(MCP_NATS_SERVER_BINARY=str(bogus)),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    assert f"$MCP_NATS_SERVER_BINARY={bogus} is not an executable nats-server" in done.stderr
