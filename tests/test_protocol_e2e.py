@@ -11,6 +11,7 @@ import msgspec
 import pytest
 from mcp.shared.exceptions import MCPDeprecationWarning, MCPError
 from mcp.shared.subscriptions import ResourceUpdated, ToolsListChanged
+from pydantic import FileUrl
 
 from bus import Bus
 
@@ -39,7 +40,7 @@ async def elicitation(context: Any, params: types.ElicitRequestParams) -> types.
 
 
 async def roots(context: Any) -> types.ListRootsResult:
-    return types.ListRootsResult(roots=[types.Root(uri="file:///work/project", name="project")])
+    return types.ListRootsResult(roots=[types.Root(uri=FileUrl("file:///work/project"), name="project")])
 
 
 def client(bridge_argv: list[str], mode: str, **kw: Any) -> Any:
@@ -55,14 +56,14 @@ async def test_every_content_type_structured_output_and_tool_errors(demo: Respon
         async with client(bridge_argv, mode) as c:
             r = await c.call_tool("demo_content", {"kind": "all"})
             assert [b.type for b in r.content] == ["text", "image", "audio", "resource_link", "resource"]
-            assert base64.b64decode(r.content[1].data).startswith(b"\x89PNG")  # type: ignore[union-attr]
-            assert r.content[2].mime_type == "audio/wav"  # type: ignore[union-attr]
+            assert base64.b64decode(r.content[1].data).startswith(b"\x89PNG")
+            assert r.content[2].mime_type == "audio/wav"
             s = await c.call_tool("demo_add", {"a": 2, "b": 40})
             assert s.structured_content == {"a": 2, "b": 40, "sum": 42}
             tools = {t.name: t for t in (await c.list_tools()).tools}
             assert tools["demo_add"].output_schema is not None
             f = await c.call_tool("demo_fail", {"message": "nope"})
-            assert f.is_error and f.content[0].text == "nope"  # type: ignore[union-attr]
+            assert f.is_error and f.content[0].text == "nope"
 
 
 @pytest.mark.parametrize("mode", ERAS)
@@ -71,11 +72,11 @@ async def test_sampling_elicitation_and_roots_reach_the_client(demo: Responders,
     with anyio.fail_after(30):
         async with client(bridge_argv, mode) as c:
             s = await c.call_tool("demo_sample", {"prompt": "hi"})
-            assert s.content[0].text == "the model (test-model) said: echo: hi"  # type: ignore[union-attr]
+            assert s.content[0].text == "the model (test-model) said: echo: hi"
             e = await c.call_tool("demo_elicit", {})
-            assert e.content[0].text == "hello, Ada"  # type: ignore[union-attr]
+            assert e.content[0].text == "hello, Ada"
             r = await c.call_tool("demo_roots", {})
-            assert r.content[0].text == "project file:///work/project"  # type: ignore[union-attr]
+            assert r.content[0].text == "project file:///work/project"
 
 
 async def test_a_client_without_sampling_gets_a_missing_capability_error(demo: Responders, bridge_argv: list[str]) -> None:
@@ -115,7 +116,7 @@ async def test_progress_arrives_in_order_with_the_clients_token(demo: Responders
             for _ in range(3):  # two instances: several calls cover both
                 seen.clear()
                 r = await c.call_tool("demo_progress", {"steps": 5, "delay": 0.01}, progress_callback=on_progress)
-                assert r.content[0].text == "counted to 5"  # type: ignore[union-attr]
+                assert r.content[0].text == "counted to 5"
                 assert seen == [1, 2, 3, 4, 5]
 
 
@@ -154,7 +155,7 @@ async def test_log_messages_are_filtered_by_the_clients_level(demo: Responders, 
         async with client(bridge_argv, mode, **kw) as c:
             if mode == "legacy":
                 with pytest.warns(MCPDeprecationWarning):  # deprecated in 2026-07-28, still the legacy way
-                    await c.set_logging_level(level)  # type: ignore[arg-type]
+                    await c.set_logging_level(level)
             await c.call_tool("demo_log", {"message": "hello", "level": "warning"})
     if level == "info":
         assert [(g.level, g.data) for g in got] == [("warning", {"message": "hello"})]
@@ -171,7 +172,7 @@ async def test_prompts_and_completion(demo: Responders, bridge_argv: list[str], 
             greet = next(p for p in prompts if p.name == "demo_greet")
             assert [(a.name, a.required) for a in greet.arguments or []] == [("name", True), ("style", False)]
             got = await c.get_prompt("demo_greet", {"name": "Grace", "style": "pirate"})
-            assert got.messages[0].content.text.startswith("Ahoy, Grace!")  # type: ignore[union-attr]
+            assert got.messages[0].content.text.startswith("Ahoy, Grace!")
             done = await c.complete(types.PromptReference(type="ref/prompt", name="demo_greet"), {"name": "style", "value": "p"})
             assert done.completion.values == ["pirate"]
             words = await c.complete(types.ResourceTemplateReference(type="ref/resource", uri="demo://echo/{text}"), {"name": "text", "value": "hel"})
@@ -277,7 +278,7 @@ async def test_a_result_larger_than_max_payload_arrives_whole(demo: Responders, 
     with anyio.fail_after(60):
         async with client(bridge_argv, mode) as c:
             r = await c.call_tool("demo_big", {"kib": 10 * 1024})
-            text = r.content[0].text  # type: ignore[union-attr]
+            text = r.content[0].text
             lines = 10 * 1024 * 1024 // 65  # demo_big writes whole 65-byte lines
             assert not r.is_error and len(text) == lines * 65 > 8 * 1024 * 1024
             assert text.count("\n") == lines

@@ -121,7 +121,7 @@ async def test_sigterm_drains_calls_in_flight(nats_server: object, root: str, br
                 all_started = anyio.Event()
 
                 async def one(n: int) -> None:
-                    async def progress(value: float, total: float | None, message: str | None) -> None:
+                    async def progress(progress: float, total: float | None, message: str | None) -> None:
                         started.add(n)  # the first progress frame proves the call is running on the responder
                         if len(started) == 5:
                             all_started.set()

@@ -27,7 +27,7 @@ class Twin:
     """methods.Upstream in memory: one service `svc` with tools `echo` (answers), `slow` (waits) and `down` (no responder)."""
 
     def __init__(self) -> None:
-        schema = {"type": "object"}
+        schema = Raw(b'{"type":"object"}')
         self._catalog = Catalog({"svc": [Tool(name=n, inputSchema=schema) for n in ("echo", "slow", "down")]})
         self.headers: list[dict[str, str]] = []
         self.cancelled = asyncio.Event()

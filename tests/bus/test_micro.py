@@ -47,7 +47,7 @@ def validator(verb: str) -> jsonschema.protocols.Validator:
 
 def check(verb: str, data: bytes) -> dict[str, Any]:
     """Decode one $SRV reply, validate it against its ADR-32 schema and return it."""
-    body = msgspec.json.decode(data)
+    body: dict[str, Any] = msgspec.json.decode(data)
     errors = sorted(validator(verb).iter_errors(body), key=str)
     assert not errors, f"$SRV.{verb} reply violates the ADR-32 schema: {[e.message for e in errors]}\n{body}"
     if verb == "STATS":
@@ -177,7 +177,7 @@ async def test_stats_count_calls_and_errors_across_instances(
     assert h.SERVICE_ERROR_CODE not in bad_headers, "a tool error is a result, not a service error"
 
     def settled(s: dict[str, dict[str, dict[str, Any]]]) -> bool:
-        return (
+        return bool(
             sum(ep["list_allowed_directories"]["num_requests"] for ep in s.values()) == calls
             and sum(ep["read_text_file"]["num_requests"] for ep in s.values()) == 1
         )

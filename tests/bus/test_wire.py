@@ -9,6 +9,7 @@ from typing import Any
 
 import nats
 import pytest
+from nats.aio.client import Client as NATS
 
 from bus import Bus, BusError, NotConnected, PayloadTooLarge, connect
 from bus import wire as wire_mod
@@ -35,7 +36,7 @@ HEADER_BLOCKS = [
 
 @pytest.mark.parametrize("block", HEADER_BLOCKS)
 async def test_parse_headers_agrees_with_nats_py(block: bytes) -> None:
-    nc = nats.NATS()
+    nc = NATS()
     theirs = await nc._process_headers(block)
     assert parse_headers(block) == (theirs or {})
 

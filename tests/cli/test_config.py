@@ -12,6 +12,7 @@ import pytest
 
 from cli.config import ConfigError, load_settings, resolve_url, state_dir, url_file
 from cli.main import build_parser
+from responders.services.fs import FsSettings
 from schemas.config import DEFAULT_URL, Settings
 
 from ..conftest import MCP_NATS, child_env
@@ -63,7 +64,7 @@ def test_toml_file_values_are_loaded(config_file: Path) -> None:
     assert s.nats.url == "nats://file:4222" and s.nats.root == "fromfile"
     assert s.bridge.call_timeout == 30.0 and s.bridge.client_name == "file-client"
     assert s.responder.max_concurrency == 8
-    assert s.services["fs"].roots == ["/srv/a", "/srv/b:ro"]
+    assert s.services["fs"] == FsSettings(roots=["/srv/a", "/srv/b:ro"])
     assert s.bridge.heartbeat == 1.0, "keys the file does not set keep their defaults"
 
 
@@ -95,7 +96,7 @@ def test_env_overrides_the_file(config_file: Path) -> None:
     s = load_settings(str(config_file), environ=env)
     assert s.nats.url == "nats://env:4222"
     assert s.bridge.call_timeout == 7.5 and isinstance(s.bridge.call_timeout, float)
-    assert s.services["fs"].roots == ["/env/one", "/env/two:ro"]
+    assert s.services["fs"] == FsSettings(roots=["/env/one", "/env/two:ro"])
     assert s.nats.root == "fromenv"
     assert s.responder.max_concurrency == 3
     assert s.state_dir == "/env/state"
@@ -107,7 +108,7 @@ def test_overrides_beat_env_and_file(config_file: Path) -> None:
     env = {"MCP_NATS_URL": "nats://env:4222", "MCP_NATS_BRIDGE_CALL_TIMEOUT": "7.5"}
     s = load_settings(str(config_file), environ=env, overrides={"nats": {"url": "nats://flag:4222"}, "fs": {"roots": ["/flag"]}})
     assert s.nats.url == "nats://flag:4222"
-    assert s.services["fs"].roots == ["/flag"]
+    assert s.services["fs"] == FsSettings(roots=["/flag"])
     assert s.bridge.call_timeout == 7.5
     assert s.nats.root == "fromfile"
 
@@ -196,7 +197,7 @@ OPTIONS = {
 
 def _subparser(parser: argparse.ArgumentParser, words: list[str]) -> argparse.ArgumentParser:
     for word in words:
-        parser = next(a for a in parser._subparsers._group_actions if a.choices).choices[word]  # type: ignore[union-attr]
+        parser = next(a for a in parser._subparsers._group_actions if a.choices).choices[word]  # type: ignore[union-attr,index]
     return parser
 
 

@@ -72,14 +72,14 @@ class Up:
         end = time.monotonic() + timeout
         while (left := end - time.monotonic()) > 0:
             try:
-                line = self._q.get(timeout=left)
+                got = self._q.get(timeout=left)
             except queue.Empty:
                 break
-            if line is None:
+            if got is None:
                 raise AssertionError(f"up exited ({self.proc.wait(5)}) before printing {needle!r}\n{self.output()}")
-            self.lines.append(line)
-            if needle in line:
-                return line
+            self.lines.append(got)
+            if needle in got:
+                return got
         raise AssertionError(f"no line with {needle!r} within {timeout} s\n{self.output()}")
 
     def interrupt(self, timeout: float = 30.0) -> int:

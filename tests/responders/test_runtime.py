@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 import msgspec
 import pytest
@@ -60,7 +61,7 @@ async def served(bus: Bus) -> AsyncIterator[Bus]:
     await asyncio.wait_for(task, 10)
 
 
-async def call(bus: Bus, tool: str, args: object, headers: dict[str, str] | None = None, timeout: float = 5) -> tuple[dict, dict]:
+async def call(bus: Bus, tool: str, args: object, headers: dict[str, str] | None = None, timeout: float = 5) -> tuple[dict[str, Any], dict[str, str]]:
     body = msgspec.json.encode({"name": tool, "arguments": args})
     msg = await bus.request(f"{bus.subjects.root}.unit.tools.call.{tool}", body, headers, timeout=timeout)
     return msgspec.json.decode(msg.data), msg.headers or {}
