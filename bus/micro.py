@@ -19,6 +19,7 @@ from nats.aio.msg import Msg
 from schemas.bus import EndpointInfo, EndpointStats, InfoResponse, PingResponse, StatsResponse
 
 from .connection import Bus
+from .subjects import SRV_VERBS, srv
 
 log = logging.getLogger(__name__)
 
@@ -106,8 +107,8 @@ class MicroEndpoint:
         self._subs: list[object] = []
 
     async def __aenter__(self) -> MicroEndpoint:
-        for verb in ("PING", "INFO", "STATS"):
-            for subject in (f"$SRV.{verb}", f"$SRV.{verb}.{self._svc.name}", f"$SRV.{verb}.{self._svc.name}.{self._svc.id}"):
+        for verb in SRV_VERBS:
+            for subject in (srv(verb), srv(verb, self._svc.name), srv(verb, self._svc.name, self._svc.id)):
                 self._subs.append(await self._bus.subscribe(subject, self._on_msg))
         return self
 

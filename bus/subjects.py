@@ -18,6 +18,16 @@ def tool_token(tool: str) -> str:
     return tool if is_token(tool) and tool != UNSAFE_TOOL_TOKEN else UNSAFE_TOOL_TOKEN
 
 
+SRV_VERBS: Final = ("PING", "INFO", "STATS")
+
+
+def srv(verb: str, name: str | None = None, instance: str | None = None) -> str:
+    """An ADR-32 service-API subject: `$SRV.<VERB>`, `$SRV.<VERB>.<name>` or `$SRV.<VERB>.<name>.<id>`."""
+    if instance is not None and name is None:
+        raise ValueError("an instance id needs a service name")
+    return ".".join(p for p in ("$SRV", verb, name, instance) if p is not None)
+
+
 class Subjects:
     """All subjects under one root, e.g. `mcp.fs.tools.call.read_text_file`."""
 
@@ -100,10 +110,10 @@ class Subjects:
 
     def srv_ping(self, svc: str | None = None) -> str:
         """$SRV.PING for every service, or for one MCP service's instances."""
-        return "$SRV.PING" if svc is None else f"$SRV.PING.{self.micro_name(svc)}"
+        return srv("PING", None if svc is None else self.micro_name(svc))
 
     def srv_stats(self) -> str:
-        return "$SRV.STATS"
+        return srv("STATS")
 
     def operation(self, subject: str, svc: str) -> str | None:
         """The part after `<root>.<svc>.` (e.g. `tools.call.x`), or None if the subject is not the service's."""
