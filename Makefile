@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: up test install lint bench clean
+.PHONY: up test install lint bench fuzz clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,10 @@ test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
+
+## fuzz: the hypothesis fuzzers (bridge stdin, responder bodies) for much longer than `make test` runs them
+fuzz: $(STAMP)
+	MCP_NATS_FUZZ_EXAMPLES=$${MCP_NATS_FUZZ_EXAMPLES:-50000} $(BIN)/python -m pytest -q tests/test_fuzz.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

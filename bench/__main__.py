@@ -4,6 +4,7 @@
     python -m bench --quick         # 1 short repetition, to check that everything works
     python -m bench profile         # py-spy profiles of the bridge and the fs responder at K=64
     python -m bench latency         # where a sequential call's time goes, process by process
+    python -m bench auth            # auth on versus off (operator mode, crossing the import), same run
 
 Exit status: 0 when every call succeeded (whether or not the targets were met), 1 when a
 call failed, 2 when the run could not be set up.
@@ -48,7 +49,7 @@ def _machine() -> str:
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m bench", description="Benchmark the mcp-nats bridge against direct stdio MCP servers.")
-    p.add_argument("command", nargs="?", default="run", choices=("run", "profile", "latency"))
+    p.add_argument("command", nargs="?", default="run", choices=("run", "profile", "latency", "auth"))
     p.add_argument("--quick", action="store_true", help="one short repetition (a smoke run; numbers are rough)")
     p.add_argument("--reps", type=int, help="repetitions (default 3; 1 with --quick)")
     p.add_argument("--only", default="bridge,node-fs,sdk,npx,nats,scaling",
@@ -65,6 +66,10 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "auth":
+        from .auth import auth_bench
+
+        return auth_bench(reps=args.reps or (1 if args.quick else 3), count=500 if args.quick else 2000)
     code = args.code.resolve() if args.code else None
     meta = {
         "git": _git(code or REPO),

@@ -27,6 +27,7 @@ from bus import (
     NoResponders,
     NotConnected,
     PayloadTooLarge,
+    PermissionDenied,
     ResponderLost,
     add_headers,
     encode_headers,
@@ -44,6 +45,7 @@ from .catalog import Entry
 from .errors import (
     BusUnavailable,
     CallTimeout,
+    Forbidden,
     OutcomeUnknown,
     RemoteError,
     RequestTooLarge,
@@ -200,6 +202,8 @@ class Caller:
                 raise RemoteError(exc.code, str(exc)) from None
             except NotConnected:
                 raise BusUnavailable(self._bus.settings.url or "the configured URL") from None
+            except PermissionDenied:  # issue #11: the server's refusal, reported at once (bus/mux.py)
+                raise Forbidden(entry.exposed, self._bus.user) from None
 
     async def _attempt(
         self,

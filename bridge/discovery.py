@@ -160,7 +160,8 @@ class Discovery:
             if ping.metadata.get(h.META_ROOT) != root or ping.id in self._leaving:
                 continue
             svc = ping.metadata.get(h.META_SERVICE, "")
-            if svc and "_" not in svc:
+            # issue #11: a service this identity may not use at all is not listed (its tools, resources, prompts)
+            if svc and "_" not in svc and self._bus.may_publish(self._bus.subjects.discover(svc)):
                 found.setdefault(svc, set()).add(ping.id)
         for svc, ids in found.items():
             for i in ids:
@@ -277,7 +278,8 @@ class Discovery:
             except (BusError, msgspec.DecodeError, msgspec.ValidationError) as exc:
                 log.warning("could not list the tools of %s: %s", svc, exc)
                 return None
-            tools.extend(page.tools)
+            # issue #11: only the tools this identity's credentials let it call (the broker enforces the rest)
+            tools.extend(t for t in page.tools if self._bus.may_publish(self._bus.subjects.tool_call(svc, t.name)))
             if not isinstance(page.nextCursor, str) or not page.nextCursor:
                 return tools
             cursor = page.nextCursor

@@ -8,6 +8,7 @@
      ├── BusUnavailable         NATS cannot be reached
      ├── RequestTooLarge        the arguments exceed the bus's max_payload
      ├── RemoteError            the responder answered with a JSON-RPC error (passed through)
+     ├── Forbidden              the NATS server refused the call for this identity (its permissions)
      └── InvalidParams / MethodNotFound / UnsupportedVersion   the client's request is wrong
 
 `to_error` is the one place that turns any exception into (code, message, data); unknown
@@ -133,6 +134,19 @@ class UnsupportedVersion(BridgeError):
     def __init__(self, requested: str) -> None:
         super().__init__("Unsupported protocol version")
         self.data = {"supported": [*MODERN_VERSIONS, *reversed(HANDSHAKE_VERSIONS)], "requested": requested}
+
+
+class Forbidden(BridgeError):
+    """Raised when the NATS server refuses to let this bridge's identity publish a call (issue #11)."""
+
+    code = codes.PERMISSION
+
+    def __init__(self, tool: str, identity: str) -> None:
+        super().__init__(
+            f"{identity or 'this bridge'} may not call {tool}: the NATS server refused it (the security policy does not "
+            "allow it for this identity; see `mcp-nats auth init`)"
+        )
+        self.data = {"tool": tool, "identity": identity}
 
 
 def reply_error(headers: dict[str, str] | None, body: bytes) -> RemoteError | None:

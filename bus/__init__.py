@@ -1,5 +1,11 @@
 """The only package that imports nats: connect, subjects, inbox mux, serve, $SRV, errors, embedded server."""
 
+from .authstore import AuthDir as AuthDir
+from .authstore import AuthDirError as AuthDirError
+from .authstore import Compiled as Compiled
+from .certs import TlsFiles as TlsFiles
+from .claims import ClaimsRefused as ClaimsRefused
+from .claims import push_accounts as push_accounts
 from .connection import Bus as Bus
 from .connection import ServerInfo as ServerInfo
 from .connection import connect as connect
@@ -8,6 +14,7 @@ from .embedded import EmbeddedServer as EmbeddedServer
 from .embedded import EmbeddedServerError as EmbeddedServerError
 from .embedded import find_binary as find_binary
 from .errors import BusError as BusError
+from .errors import CredentialsError as CredentialsError
 from .errors import DeadlineExceeded as DeadlineExceeded
 from .errors import NoResponders as NoResponders
 from .errors import NotConnected as NotConnected
@@ -39,6 +46,7 @@ from .objects import CLAIM_CHECK as CLAIM_CHECK
 from .objects import ClaimCheckFailed as ClaimCheckFailed
 from .objects import put_result as put_result
 from .objects import take_result as take_result
+from .permissions import Permissions as Permissions
 from .serve import Endpoint as Endpoint
 from .serve import Request as Request
 from .subjects import Subjects as Subjects
@@ -49,6 +57,14 @@ from .wire import add_headers as add_headers
 from .wire import encode_headers as encode_headers
 
 __all__ = [
+    "AuthDir",
+    "AuthDirError",
+    "ClaimsRefused",
+    "Compiled",
+    "CredentialsError",
+    "Permissions",
+    "TlsFiles",
+    "push_accounts",
     "MSG_ID",
     "Batch",
     "JetStream",

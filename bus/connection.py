@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
+import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import nats
@@ -21,13 +24,53 @@ from nats.aio.msg import Msg
 
 from schemas.config import NatsSettings
 
-from .errors import BusError, DeadlineExceeded, NotConnected, translate
+from .errors import BusError, CredentialsError, DeadlineExceeded, NotConnected, PermissionDenied, translate
+from .jwt import creds_jwt
+from .jwt import decode as decode_jwt
 from .mux import Call, Inbox
+from .permissions import Permissions
 from .serve import Endpoint, Handler, Request
-from .subjects import Subjects
+from .subjects import Subjects, inbox_prefix
 from .wire import Headers, Wire
 
 log = logging.getLogger(__name__)
+
+_DENIED_PUBLISH = re.compile(r'permissions violation for publish to "([^"]+)"')
+
+
+def tls_context(settings: NatsSettings) -> ssl.SSLContext | None:
+    """The TLS context for `settings.tls_*` (None: plain TCP). Raises CredentialsError naming an unusable file."""
+    if not (settings.tls_ca or settings.tls_cert):
+        return None
+    try:
+        ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=settings.tls_ca or None)
+        if settings.tls_cert:
+            ctx.load_cert_chain(settings.tls_cert, settings.tls_key or None)
+    except (OSError, ssl.SSLError) as exc:
+        bad = settings.tls_ca if getattr(exc, "filename", None) in (None, settings.tls_ca) else exc.filename
+        raise CredentialsError(str(bad or settings.tls_cert), getattr(exc, "strerror", None) or str(exc)) from None
+    return ctx
+
+
+def credentials_user(path: str) -> str:
+    """The user name (JWT `name`) in a `.creds` file. Raises CredentialsError naming the file."""
+    return _credentials(path)[0]
+
+
+def _credentials(path: str) -> tuple[str, Permissions | None]:
+    """The user name and permissions in a `.creds` file. Raises CredentialsError naming the file."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise CredentialsError(path, "no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CredentialsError(path, getattr(exc, "strerror", None) or str(exc)) from None
+    try:
+        claims = decode_jwt(creds_jwt(text))
+    except ValueError as exc:
+        raise CredentialsError(path, str(exc)) from None
+    name = claims.get("name")
+    return (name if isinstance(name, str) else ""), Permissions.from_claims(claims)
 
 
 class ServerInfo:
@@ -52,7 +95,15 @@ class ServerInfo:
 class Bus:
     """A connected bus: publish, call (multiplexed request-reply), serve (queue groups), scatter."""
 
-    def __init__(self, nc: Client, settings: NatsSettings, ident: str, closed: asyncio.Event | None = None) -> None:
+    def __init__(
+        self,
+        nc: Client,
+        settings: NatsSettings,
+        ident: str,
+        closed: asyncio.Event | None = None,
+        user: str = "",
+        permissions: Permissions | None = None,
+    ) -> None:
         self.nc = nc
         self.closed = closed or asyncio.Event()
         """Set when nats-py has closed the connection for good (it does on most -ERR replies of the
@@ -62,7 +113,19 @@ class Bus:
         self.subjects = Subjects(settings.root)
         self._urls = settings.url
         self.wire = Wire(nc, settings.url)
-        self.inbox = Inbox(self.wire, f"_INBOX_{ident}")
+        self.user = user
+        self.permissions = permissions
+        """The publish/subscribe permissions in this user's JWT (None: no credentials, or no limits)."""
+        """The user this process connected as (the JWT name in its credentials); "" without credentials."""
+        info = getattr(nc, "_server_info", {}) or {}
+        self.authenticated = bool(settings.credentials) and bool(info.get("auth_required"))
+        """Connected with credentials to a server that requires them: ours in operator mode, where every
+        caller of a service crosses an import and the server writes `Nats-Request-Info`."""
+        self.inbox = Inbox(self.wire, inbox_prefix(ident, _token(user)))
+
+    def may_publish(self, subject: str) -> bool:
+        """Would the server let this connection publish to `subject`? (the bridge lists only what it may call)"""
+        return self.permissions is None or self.permissions.may_publish(subject)
 
     @property
     def server(self) -> ServerInfo:
@@ -151,6 +214,10 @@ class Bus:
         await self.wire.flush(timeout)
 
 
+def _token(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "_-" else "_" for c in name)
+
+
 def _as_msg(subject: str, data: bytes, headers: dict[str, str]) -> Msg:
     return Msg(_client=None, subject=subject, data=data, headers=headers or None)  # type: ignore[arg-type]
 
@@ -174,12 +241,30 @@ async def connect(
     connection list. Raises NotConnected when no server answers within connect_timeout.
     """
     urls = server_urls(url or settings.url)
+    user, permissions = _credentials(settings.credentials) if settings.credentials else ("", None)
+    holder: list[Bus] = []
+
+    early: list[str] = []  # what the server said before the connection was up (a refused login)
 
     async def error_cb(exc: Exception) -> None:
+        if not holder:
+            early.append(str(exc))
         if isinstance(exc, nats.errors.SlowConsumerError):
             log.warning("slow consumer on %s: a message was dropped", exc.subject)
-        else:
-            log.warning("nats: %s", exc)
+            return
+        m = _DENIED_PUBLISH.search(str(exc))
+        if m is not None and holder:
+            # nats-py reports a refused publish only here; fail the call waiting for it at once
+            denied = m[1]
+            who = user or "this connection"
+            failed = holder[0].inbox.refused(
+                denied,
+                lambda subject: PermissionDenied(f"{who} may not publish to {subject!r}", subject=subject, user=user),
+            )
+            if failed:
+                log.info("nats: publish to %s refused for %s (%d call(s) failed)", denied, who, failed)
+                return
+        log.warning("nats: %s", exc)
 
     async def disconnected_cb() -> None:
         if not (nc.is_closed or nc.is_draining):
@@ -202,7 +287,7 @@ async def connect(
         "reconnect_time_wait": settings.reconnect_wait,
         "max_reconnect_attempts": settings.max_reconnect_attempts,
         "allow_reconnect": True,
-        "inbox_prefix": f"_INBOX_{ident}",
+        "inbox_prefix": inbox_prefix(ident, _token(user)),
         "error_cb": error_cb,
         "disconnected_cb": disconnected_cb,
         "reconnected_cb": reconnected_cb,
@@ -213,6 +298,9 @@ async def connect(
     }
     if settings.credentials:
         options["user_credentials"] = settings.credentials
+    tls = tls_context(settings)
+    if tls is not None:
+        options["tls"] = tls
     started = time.monotonic()
     try:
         # nats-py retries the initial connect only when this flag is set; bound it ourselves
@@ -221,9 +309,14 @@ async def connect(
         )
     except Exception as exc:
         reason = "no server answered" if isinstance(exc, TimeoutError | nats.errors.NoServersError) else str(exc) or type(exc).__name__
+        refused = [e for e in early if "authorization violation" in e.lower() or "authentication" in e.lower()]
+        if refused:
+            who = f"the credentials in {settings.credentials}" if settings.credentials else "a connection without credentials"
+            reason = f"the server refused {who} ({refused[-1].removeprefix('nats: ')})"
         raise NotConnected(",".join(urls), reason) from exc
     log.debug("connected to %s in %.1f ms", urls, (time.monotonic() - started) * 1000)
-    bus = Bus(nc, settings, ident, closed)
+    bus = Bus(nc, settings, ident, closed, user, permissions)
+    holder.append(bus)
     try:
         await bus.inbox.start()
         yield bus
@@ -240,8 +333,15 @@ async def connect(
                     log.debug("close failed", exc_info=True)
 
 
-async def probe(url: str, timeout: float = 1.0) -> ServerInfo:
-    """Connect once (no reconnect) and return what the server announced. Raises NotConnected."""
+async def probe(url: str, timeout: float = 1.0, credentials: str = "", tls: NatsSettings | None = None) -> ServerInfo:
+    """Connect once (no reconnect) and return what the server announced. Raises NotConnected.
+    `tls`: settings whose tls_* files to use."""
+    extra: dict[str, Any] = {"user_credentials": credentials} if credentials else {}
+    if credentials:
+        credentials_user(credentials)
+    ctx = tls_context(tls) if tls is not None else None
+    if ctx is not None:
+        extra["tls"] = ctx
     try:
         nc = await asyncio.wait_for(
             nats.connect(
@@ -251,6 +351,7 @@ async def probe(url: str, timeout: float = 1.0) -> ServerInfo:
                 max_reconnect_attempts=0,
                 name="mcp-nats probe",
                 error_cb=_quiet,
+                **extra,
             ),
             timeout + 0.5,
         )

@@ -10,6 +10,7 @@ servers never race for one.
 from __future__ import annotations
 
 import ctypes
+import hashlib
 import os
 import re
 import shutil
@@ -25,6 +26,8 @@ MIN_VERSION: Final = (2, 11)
 _LISTEN: Final = re.compile(rb"Listening for client connections on 127\.0\.0\.1:(\d+)")
 _HTTP: Final = re.compile(rb"Starting http monitor on 127\.0\.0\.1:(\d+)")
 _READY: Final = b"Server is ready"
+_KEY_ENV: Final = "MCP_NATS_SERVER_STORE_KEY"
+_PREV_KEY_ENV: Final = "MCP_NATS_SERVER_PREV_STORE_KEY"
 
 
 def die_with_parent() -> None:
@@ -34,6 +37,13 @@ def die_with_parent() -> None:
             ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
         except (OSError, AttributeError):
             pass
+
+
+def server_key(key: str) -> str:
+    """What the server gets for a store key: nats-server parses an environment variable's value as a
+    config token, so a key starting with '-' (or looking like a number or a boolean) would not start
+    it; a letter followed by the key's SHA-256 always reads as a string and keeps all its entropy."""
+    return "k" + hashlib.sha256(key.encode()).hexdigest()
 
 
 class EmbeddedServerError(Exception):
@@ -113,6 +123,8 @@ class EmbeddedServer:
         server_name: str | None = None,
         binary: str | None = None,
         procs: int | None = None,
+        store_key: str = "",
+        previous_store_key: str = "",
     ) -> None:
         self.store_dir = Path(store_dir)
         self.port = port
@@ -123,6 +135,11 @@ class EmbeddedServer:
         self.binary = binary or find_binary()
         self.procs = procs if procs is not None else default_procs()
         """GOMAXPROCS of the server (see `default_procs`)."""
+        self.store_key = store_key
+        """Encrypts the JetStream store at rest (ChaCha20-Poly1305) when set. Handed to the server in its
+        environment, never written into the config file."""
+        self.previous_store_key = previous_store_key
+        """The key before a rotation: the server reads what it wrote with it and writes with `store_key`."""
         self.process: subprocess.Popen[bytes] | None = None
         self.config_path = self.store_dir / "nats-server.conf"
         self.log_path = self.store_dir / "nats-server.log"
@@ -142,8 +159,12 @@ class EmbeddedServer:
             f'  store_dir: "{self.store_dir / "jetstream"}"',
             "  max_memory_store: 256MB",
             "  max_file_store: 8GB",
-            "}",
         ]
+        if self.store_key:
+            lines += ["  cipher: chachapoly", f"  key: ${_KEY_ENV}"]
+            if self.previous_store_key:
+                lines.append(f"  prev_encryption_key: ${_PREV_KEY_ENV}")
+        lines.append("}")
         if self.http_port is not None:
             lines.insert(2, f"http: 127.0.0.1:{self.http_port}")
         if self.extra_config:
@@ -161,7 +182,7 @@ class EmbeddedServer:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
-            env={**os.environ, "GOMAXPROCS": str(self.procs)},
+            env=self._env(),
             start_new_session=True,  # Ctrl-C in a terminal reaches our process, which stops this one in order
             preexec_fn=die_with_parent,
         )
@@ -170,6 +191,15 @@ class EmbeddedServer:
         except BaseException:  # not ready, or interrupted while waiting: never leave the server behind
             self.stop()
             raise
+
+    def _env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if k not in (_KEY_ENV, _PREV_KEY_ENV)}
+        env["GOMAXPROCS"] = str(self.procs)
+        if self.store_key:
+            env[_KEY_ENV] = server_key(self.store_key)
+            if self.previous_store_key:
+                env[_PREV_KEY_ENV] = server_key(self.previous_store_key)
+        return env
 
     def _wait_ready(self, offset: int, timeout: float, abort: threading.Event | None) -> EmbeddedServer:
         assert self.process is not None

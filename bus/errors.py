@@ -2,6 +2,7 @@
 
     BusError                      base; `code` is the JSON-RPC code a bridge would answer with
      ├── NotConnected             the server cannot be reached (or the connection was closed)
+     │    └── CredentialsError    the credentials file is missing, unreadable or not a .creds file
      ├── NoResponders             nothing subscribes to the subject (server status 503)
      ├── DeadlineExceeded         no final reply before the deadline
      ├── ResponderLost            the responder stopped sending liveness frames mid-call
@@ -39,6 +40,15 @@ class NotConnected(BusError):
     def __init__(self, url: str, reason: str) -> None:
         super().__init__(f"cannot reach NATS at {url}: {reason}")
         self.url = url
+
+
+class CredentialsError(NotConnected):
+    """Raised before connecting when the credentials file cannot be used; the message names the file."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        BusError.__init__(self, f"cannot use the NATS credentials file {path}: {reason}")
+        self.url = ""
+        self.path = path
 
 
 class NoResponders(BusError):
@@ -88,8 +98,10 @@ class PermissionDenied(BusError):
 
     code = PERMISSION
 
-    def __init__(self, detail: str) -> None:
+    def __init__(self, detail: str, *, subject: str = "", user: str = "") -> None:
         super().__init__(f"permission denied by the NATS server: {detail}")
+        self.subject = subject
+        self.user = user
 
 
 def translate(exc: BaseException, *, subject: str = "", url: str = "", size: int = 0, limit: int = 0) -> BusError:

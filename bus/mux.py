@@ -10,11 +10,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Final
 
 from schemas import bus as h
 
-from .errors import DeadlineExceeded, NoResponders, ResponderLost
+from .errors import BusError, DeadlineExceeded, NoResponders, ResponderLost
 
 if TYPE_CHECKING:
     from nats.aio.subscription import Subscription
@@ -54,7 +55,7 @@ class Frame:
 class Call:
     """An outstanding request: publish with `reply=call.reply`, then read frames with `next()`."""
 
-    __slots__ = ("_frames", "_mux", "_waiter", "reply", "subject", "token")
+    __slots__ = ("_error", "_frames", "_mux", "_waiter", "reply", "subject", "token")
 
     def __init__(self, mux: Inbox, token: str, subject: str) -> None:
         self._mux = mux
@@ -63,6 +64,14 @@ class Call:
         self.reply = f"{mux.prefix}.{token}"
         self._frames: deque[Frame] = deque()
         self._waiter: asyncio.Future[None] | None = None
+        self._error: BusError | None = None
+
+    def fail(self, error: BusError) -> None:
+        """End the call with `error` (the server refused its publish): `next()` raises it at once."""
+        self._error = error
+        w = self._waiter
+        if w is not None and not w.done():
+            w.set_result(None)
 
     def _deliver(self, data: bytes, headers: dict[str, str] | None) -> None:
         self._frames.append(Frame(data, headers))
@@ -76,6 +85,8 @@ class Call:
         `deadline` is absolute (loop time); `idle` bounds the gap between frames and never extends it.
         """
         loop = asyncio.get_running_loop()
+        if self._error is not None:
+            raise self._error
         if not self._frames:
             now = loop.time()
             remaining = deadline - now
@@ -90,6 +101,8 @@ class Call:
             finally:
                 handle.cancel()
                 self._waiter = None
+            if self._error is not None:
+                raise self._error
             if not self._frames:
                 if wait < idle:
                     raise DeadlineExceeded(self.subject, wait)
@@ -145,6 +158,16 @@ class Inbox:
         call = Call(self, _b62(self._next), subject)
         self._calls[call.token] = call
         return call
+
+    def refused(self, subject: str, error: Callable[[str], BusError]) -> int:
+        """The server refused a publish to `subject` (compared case-insensitively: nats-py lower-cases
+        the server's -ERR text): fail every outstanding call to it with `error(call.subject)`."""
+        failed = 0
+        for call in list(self._calls.values()):
+            if call.subject.lower() == subject:
+                call.fail(error(call.subject))
+                failed += 1
+        return failed
 
     @property
     def outstanding(self) -> int:

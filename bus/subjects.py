@@ -7,6 +7,17 @@ from typing import Final
 
 TOKEN_SAFE: Final = re.compile(r"[A-Za-z0-9_-]+")  # fullmatch: "$" would let a trailing newline through
 UNSAFE_TOOL_TOKEN: Final = "_"
+ALL: Final = ">"
+JS_API: Final = "$JS.API"
+OPERATIONS: Final = (
+    "resources.list",
+    "resources.templates.list",
+    "resources.read",
+    "prompts.list",
+    "prompts.get.*",
+    "completion.complete",
+)
+"""A service's operations besides tools (subject tails after `<root>.<svc>.`; `*` is one prompt's token)."""
 
 
 def is_token(value: str) -> bool:
@@ -26,6 +37,57 @@ def srv(verb: str, name: str | None = None, instance: str | None = None) -> str:
     if instance is not None and name is None:
         raise ValueError("an instance id needs a service name")
     return ".".join(p for p in ("$SRV", verb, name, instance) if p is not None)
+
+
+def subject_matches(pattern: str, subject: str) -> bool:
+    """NATS matching: `*` is one token, a final `>` one or more; otherwise tokens are equal."""
+    pt = pattern.split(".")
+    st = subject.split(".")
+    for i, p in enumerate(pt):
+        if p == ">":
+            return i == len(pt) - 1 and len(st) > i
+        if i >= len(st) or (p != "*" and p != st[i]):
+            return False
+    return len(pt) == len(st)
+
+
+def inbox_prefix(ident: str, owner: str = "") -> str:
+    """The reply-subject prefix of one process: `_INBOX_<ident>`, or `_INBOX_<owner>.<ident>` when the
+    process connects as a user (`owner`), so that the user may subscribe only `inboxes(owner)`."""
+    return f"_INBOX_{owner}.{ident}" if owner else f"_INBOX_{ident}"
+
+
+def inboxes(owner: str) -> str:
+    """Every reply subject of every process connected as `owner`."""
+    return f"_INBOX_{owner}.>"
+
+
+def js_api(*tail: str) -> str:
+    """A JetStream API subject, e.g. `js_api("STREAM", "DELETE", "MCP_AUDIT")`; no tail: every one (`$JS.API.>`)."""
+    return ".".join((JS_API, *tail)) if tail else f"{JS_API}.>"
+
+
+def stream_admin(stream: str) -> tuple[str, ...]:
+    """The JetStream API subjects that delete, purge, change or remove messages from one stream."""
+    return (
+        js_api("STREAM", "DELETE", stream),
+        js_api("STREAM", "PURGE", stream),
+        js_api("STREAM", "UPDATE", stream),
+        js_api("STREAM", "MSG", "DELETE", stream),
+    )
+
+
+def claims_update(account: str) -> str:
+    """Where the system account sends an updated account JWT to every server."""
+    return f"$SYS.REQ.ACCOUNT.{account}.CLAIMS.UPDATE"
+
+
+def kv_all() -> str:
+    return "$KV.>"
+
+
+def objects_all() -> str:
+    return "$O.>"
 
 
 class Subjects:
@@ -50,6 +112,10 @@ class Subjects:
 
     def tools_list(self, svc: str) -> str:
         return f"{self.root}.{svc}.tools.list"
+
+    def tool_calls(self, svc: str) -> str:
+        """Every tool call of a service (one token after `tools.call`)."""
+        return f"{self.root}.{svc}.tools.call.*"
 
     def tool_call(self, svc: str, tool: str) -> str:
         return f"{self.root}.{svc}.tools.call.{tool_token(tool)}"
@@ -84,6 +150,14 @@ class Subjects:
 
     def all_events(self, kind: str = "*") -> str:
         return f"{self.root}.events.*.{kind}"
+
+    def service_events(self, svc: str) -> str:
+        """Every event one service publishes."""
+        return f"{self.root}.events.{svc}.>"
+
+    def service_audit(self, svc: str) -> str:
+        """Every audit record one service writes."""
+        return f"{self.root}.audit.{svc}.>"
 
     def audit(self, svc: str, tool: str) -> str:
         return f"{self.root}.audit.{svc}.{tool_token(tool)}"

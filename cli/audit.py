@@ -104,7 +104,7 @@ def _header() -> str:
 
 def _row(rec: AuditRecord) -> str:
     code = "" if isinstance(rec.errorCode, msgspec.UnsetType) else str(rec.errorCode)
-    cells = (rec.time, rec.service, rec.tool, rec.outcome, code, f"{rec.durationMs:.2f}", rec.identity or "-", rec.instance[:8])
+    cells = (rec.time, rec.service, rec.tool, rec.outcome, code, f"{rec.durationMs:.2f}", (rec.identity or "-") + (" (unverified)" if rec.verified is False else ""), rec.instance[:8])
     return " ".join(c.ljust(w) for c, (_n, w) in zip(cells, _COLUMNS, strict=True)) + " " + rec.callId
 
 

@@ -34,11 +34,13 @@ def _alive(pid_file: str) -> bool:
 def ensure_server(settings: Settings) -> bool:
     """Spawn a detached `mcp-nats up` unless a suitable server answers. True when the bridge must wait
     for the URL `up` records (it started one, or another bridge is starting one)."""
+    from .config import with_state_auth
     from .up import check_server
 
     if settings.nats.url:
         return False  # an explicit URL is the operator's choice; never start a server in its place
-    if check_server(resolve_url(settings)) is None:
+    admin = with_state_auth(settings, "admin").nats
+    if check_server(resolve_url(settings), admin.credentials, admin) is None:
         return False
     sdir = state_dir(settings)
     sdir.mkdir(parents=True, exist_ok=True)

@@ -22,7 +22,7 @@ _SECTIONS: Final = tuple(
 )
 """The core sections ([nats], [bridge], ...); every other section belongs to a service plugin."""
 _ALIASES: Final = {"URL": ("nats", "url"), "ROOT": ("nats", "root"), "CREDENTIALS": ("nats", "credentials")}
-_NOT_SETTINGS: Final = {"CONFIG", "LOG_LEVEL", "SERVER_BINARY"}
+_NOT_SETTINGS: Final = {"CONFIG", "LOG_LEVEL", "SERVER_BINARY", "STORE_KEY", "PREV_STORE_KEY", "SERVER_STORE_KEY", "SERVER_PREV_STORE_KEY"}
 _LIST_KEYS: Final = {("audit", "redact")}
 
 
@@ -124,6 +124,56 @@ def state_dir(settings: Settings) -> Path:
         return Path(settings.state_dir).expanduser()
     base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
     return Path(base) / "mcp-nats"
+
+
+def auth_dir(settings: Settings) -> Path:
+    """Where `up` and `auth init` keep keys and credentials (issue #11)."""
+    return state_dir(settings) / "auth"
+
+
+def credentials_for(settings: Settings, kind: str, name: str = "", *, expect_auth: bool = False) -> str:
+    """The `.creds` file this process should use: `[nats] credentials` when set; else, when the state
+    directory holds an auth directory (or `expect_auth`: `up` is creating one) and the URL in use is
+    the one `up` recorded there, `users/<name>.creds` (kind "identity"), `services/<name>.creds`
+    ("service") or `admin.creds` ("admin"). Otherwise "" (a server someone else runs)."""
+    if settings.nats.credentials:
+        return settings.nats.credentials
+    adir = auth_dir(settings)
+    if not (expect_auth or (adir / "resolver.json").is_file()) or not _state_server(settings, expect_auth):
+        return ""
+    if kind == "identity":
+        return str(adir / "users" / f"{name}.creds")
+    if kind == "service":
+        return str(adir / "services" / f"{name}.creds")
+    return str(adir / "admin.creds")
+
+
+def _state_server(settings: Settings, expect: bool = False) -> bool:
+    """The URL in use is the server `up` recorded in this state directory (or `up` is starting one)."""
+    try:
+        recorded = url_file(settings).read_text().strip()
+    except OSError:
+        recorded = ""
+    return not ((settings.nats.url and settings.nats.url != recorded) or not (recorded or expect))
+
+
+def with_state_auth(settings: Settings, kind: str, name: str = "", *, expect_auth: bool = False) -> Settings:
+    """`settings` with the credentials and TLS files this process finds in the state directory's auth/
+    (see credentials_for; TLS: tls/ca.pem and tls/clients/<user>.pem when `auth init --tls` made them)."""
+    from msgspec.structs import replace
+
+    nats = settings.nats
+    creds = credentials_for(settings, kind, name, expect_auth=expect_auth)
+    if creds:
+        nats = replace(nats, credentials=creds)
+    tls = auth_dir(settings) / "tls"
+    if not nats.tls_ca and (tls / "ca.pem").is_file() and _state_server(settings, expect_auth):
+        user = name if kind == "identity" else f"service-{name}" if kind == "service" else "admin"
+        cert, key = tls / "clients" / f"{user}.pem", tls / "clients" / f"{user}.key"
+        nats = replace(nats, tls_ca=str(tls / "ca.pem"))
+        if cert.is_file() and not nats.tls_cert:
+            nats = replace(nats, tls_cert=str(cert), tls_key=str(key))
+    return replace(settings, nats=nats)
 
 
 def url_file(settings: Settings) -> Path:

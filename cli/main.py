@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from .config import ConfigError, load_settings, resolve_url
+from .config import ConfigError, load_settings, resolve_url, with_state_auth
 
 log = logging.getLogger("mcp-nats")
 
@@ -45,6 +45,8 @@ def _common(p: argparse.ArgumentParser, url_flags: tuple[str, ...] = ("--url", "
     p.add_argument(*url_flags, dest="url", help="NATS server URL(s), comma-separated (default: the URL `mcp-nats up` recorded, else nats://127.0.0.1:4222)")
     p.add_argument("--subject-root", dest="subject_root", metavar="TOKEN",
                    help="first token of every MCP subject (default: mcp); bridges and services must agree")
+    p.add_argument("--credentials", metavar="FILE",
+                   help="NATS .creds file (default: [nats] credentials, else the state directory's auth/ when `up` runs the server)")
     p.add_argument("--log-level", default=os.environ.get("MCP_NATS_LOG_LEVEL"), help="debug, info, warning or error (logs go to stderr)")
 
 
@@ -64,6 +66,10 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--root", "--fs-root", dest="fs_root", action="append", metavar="DIR[:ro]",
                     help="directory for the fs service, read-write, or read-only with ':ro' (repeatable; default: the current directory)")
     up.add_argument("--state-dir", help="where the server keeps its data and the URL in use (default: $XDG_STATE_HOME/mcp-nats)")
+    up.add_argument("--policy", metavar="FILE",
+                    help="security policy for the embedded server (default: the one compiled last, else: the local user may call every tool)")
+    up.add_argument("--no-auth", action="store_true",
+                    help="start the embedded server without authentication (anyone on this machine may call every tool)")
 
     from .serve import add_serve_parser
 
@@ -93,8 +99,10 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true", help="print each instance's raw STATS reply as a JSON line")
 
     from .audit import add_parser as add_audit_parser
+    from .auth import add_parser as add_auth_parser
 
     add_audit_parser(sub, _common)
+    add_auth_parser(sub, _common)
     return parser
 
 
@@ -104,6 +112,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         o.setdefault("nats", {})["url"] = args.url
     if args.subject_root:
         o.setdefault("nats", {})["root"] = args.subject_root
+    if getattr(args, "credentials", None):
+        o.setdefault("nats", {})["credentials"] = args.credentials
     if getattr(args, "fs_root", None):
         o.setdefault("fs", {})["roots"] = args.fs_root
     o = _merge_sections(o, getattr(args, "plugin_overrides", {}))
@@ -142,18 +152,31 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "bridge":
             from bridge import run_bridge
 
+            from .auth import local_identity
+
             url: Callable[[], str] = lambda: resolve_url(settings)  # noqa: E731
+            started = False
             if args.autostart:
                 from .autostart import ensure_server, recorded_url
 
                 if ensure_server(settings):
                     url = lambda: recorded_url(settings)  # noqa: E731
+                    started = True
+            who = settings.bridge.client_name or local_identity()
+            settings = with_state_auth(settings, "identity", who, expect_auth=started)
             _run(run_bridge(settings, url))
             return 0
         if args.command == "serve":
             from .serve import serve_command
 
+            settings = with_state_auth(settings, "service", getattr(args, "service_name", None) or args.service)
             return serve_command(args, settings)
+        if args.command in ("status", "audit"):
+            settings = with_state_auth(settings, "admin")
+        if args.command == "auth":
+            from .auth import auth_command
+
+            return auth_command(args, settings)
         if args.command == "status":
             from .status import status_command
 

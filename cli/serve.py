@@ -18,6 +18,7 @@ from typing import Any
 
 from responders import Argument, MissingExtra, ServiceOptions, ServicePlugin, UnknownService, registry
 from schemas.config import Settings
+from schemas.observe import Observers
 
 from .config import resolve_url, service_settings, state_dir
 from .supervise import Supervisor
@@ -108,11 +109,27 @@ def serve_command(args: argparse.Namespace, settings: Settings) -> int:
     if not settings.responder.state_key:
         settings = replace(settings, responder=replace(settings.responder, state_key=_state_key(settings)))
     try:
-        _run(serve(service, settings))
+        _run(serve(service, settings, observers=security_observers(settings)))
     except BusError as exc:  # could not connect, or the connection was closed for good
         log.error("%s %s", name, exc)
         return 1
     return 0
+
+
+def security_observers(settings: Settings) -> Observers:
+    """Rate limits and concurrency caps (issue #11) when this responder's credentials come from an auth
+    directory (`<DIR>/services/<svc>.creds`): that directory's policy.toml, read again when it changes."""
+    from pathlib import Path
+
+    from responders.limits import RateLimiter
+
+    if not settings.nats.credentials:
+        return Observers()
+    policy = Path(settings.nats.credentials).resolve().parent.parent / "policy.toml"
+    if not policy.is_file():
+        return Observers()
+    log.info("rate limits and concurrency caps from %s", policy)
+    return Observers(calls=(RateLimiter(policy),))
 
 
 def _state_key(settings: Settings) -> str:

@@ -18,13 +18,18 @@ import time
 from pathlib import Path
 from typing import Any
 
+from msgspec.structs import replace
+
 from bus import EmbeddedServer, EmbeddedServerError, NotConnected, connect, probe
+from bus.authstore import AuthDirError
+from bus.certs import TlsFiles
 from bus.embedded import MIN_VERSION
 from responders import registry
 from schemas import bus as h
-from schemas.config import DEFAULT_URL, Settings
+from schemas.config import DEFAULT_URL, NatsSettings, Settings
+from schemas.policy import PolicyError
 
-from .config import service_settings, state_dir, url_file
+from .config import service_settings, state_dir, url_file, with_state_auth
 from .supervise import Supervisor
 
 log = logging.getLogger("mcp-nats")
@@ -36,10 +41,10 @@ def _say(text: str) -> None:
     sys.stdout.flush()
 
 
-def check_server(url: str) -> str | None:
+def check_server(url: str, credentials: str = "", tls: NatsSettings | None = None) -> str | None:
     """None when the server at `url` can be used, else the sentence saying why not."""
     try:
-        info = asyncio.run(probe(url, timeout=1.0))
+        info = asyncio.run(probe(url, timeout=1.0, credentials=credentials, tls=tls))
     except NotConnected:
         return f"no NATS server answers at {url}"
     if not info.at_least(*MIN_VERSION):
@@ -91,15 +96,44 @@ def up_command(args: argparse.Namespace, settings: Settings) -> int:
         sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
     }
     url = ""
+    service_creds = ""
     try:
-        why = check_server(wanted)
+        admin = with_state_auth(settings, "admin").nats
+        why = check_server(wanted, admin.credentials, admin)
         if why is None:
             url = wanted
             _say(f"Using the NATS server at {url}")
+            if args.policy:
+                log.warning("--policy applies to the embedded server only; the server at %s is not ours to configure", url)
         else:
             _say(f"Starting an embedded nats-server ({why})")
+            auth = ""
+            if not args.no_auth:
+                from .auth import ensure_auth
+
+                try:
+                    adir, _ = ensure_auth(settings, args.policy)
+                    auth = adir.server_config()
+                except (PolicyError, AuthDirError) as exc:
+                    log.error("%s", exc)
+                    return 2
+                settings = replace(settings, nats=replace(settings.nats, credentials=str(adir.admin_creds)))
+                tls = TlsFiles(adir.path)
+                if tls.exists():
+                    cert, key = tls.client("admin")
+                    settings = replace(settings, nats=replace(settings.nats, tls_ca=str(tls.ca), tls_cert=str(cert), tls_key=str(key)))
+                    _say(f"TLS is on{' with client certificates (mTLS)' if tls.verify else ''}: CA {tls.ca}")
+                service_creds = str(adir.service_creds("fs"))
+                _say(f"Auth is on: policy {adir.policy_file}, credentials in {adir.path} (`mcp-nats auth init` changes them)")
             try:
-                server = _start_server(sdir, args.port, stop)
+                from .auth import store_keys
+
+                keys = store_keys(settings)
+            except AuthDirError as exc:
+                log.error("%s", exc)
+                return 2
+            try:
+                server = _start_server(sdir, args.port, stop, auth, keys)
             except EmbeddedServerError as exc:
                 if stop.is_set():
                     return 0  # Ctrl-C while the server started: it was stopped, nothing is left
@@ -117,6 +151,10 @@ def up_command(args: argparse.Namespace, settings: Settings) -> int:
         argv = [sys.executable, "-m", "cli", "serve", "fs", "--nats-url", url, "--subject-root", settings.nats.root]
         for r in roots:
             argv += ["--root", r]
+        if service_creds:
+            argv += ["--credentials", service_creds]
+        # children find this state directory's credentials and TLS files (issue #11), as bridges do
+        os.environ["MCP_NATS_STATE_DIR"] = str(sdir.resolve())
         sup.spawn("fs", argv)
         seen = asyncio.run(_wait_for(url, settings, "fs", 1, 15.0, sup))
         if stop.is_set():
@@ -155,16 +193,22 @@ def up_command(args: argparse.Namespace, settings: Settings) -> int:
             signal.signal(sig, handler)
 
 
-def _start_server(sdir: Path, port_flag: int, abort: threading.Event) -> EmbeddedServer:
+def _start_server(
+    sdir: Path, port_flag: int, abort: threading.Event, extra_config: str = "", keys: tuple[str, str] = ("", "")
+) -> EmbeddedServer:
     port = port_flag if port_flag != -1 else _last_port(sdir)
+
+    def server(p: int) -> EmbeddedServer:
+        return EmbeddedServer(sdir / "server", port=p, extra_config=extra_config, store_key=keys[0], previous_store_key=keys[1])
+
     try:
-        server = EmbeddedServer(sdir / "server", port=port).start(abort=abort)
+        started = server(port).start(abort=abort)
     except EmbeddedServerError:
         if port == -1 or port_flag != -1 or abort.is_set():
             raise
-        server = EmbeddedServer(sdir / "server", port=-1).start(abort=abort)  # last run's port is taken now
-    (sdir / "nats.port").write_text(f"{server.port}\n")
-    return server
+        started = server(-1).start(abort=abort)  # last run's port is taken now
+    (sdir / "nats.port").write_text(f"{started.port}\n")
+    return started
 
 
 async def _ensure_streams(url: str, settings: Settings) -> list[str]:

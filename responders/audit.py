@@ -72,7 +72,18 @@ class AuditStats:
 
 
 class _Entry:
-    __slots__ = ("arguments", "call_id", "code", "duration_ms", "finished", "identity", "outcome", "tool", "traceparent")
+    __slots__ = (
+        "arguments",
+        "call_id",
+        "code",
+        "duration_ms",
+        "finished",
+        "identity",
+        "outcome",
+        "tool",
+        "traceparent",
+        "verified",
+    )
 
     def __init__(
         self,
@@ -84,8 +95,10 @@ class _Entry:
         duration_ms: float,
         outcome: Outcome,
         code: int | None,
+        verified: bool = False,
     ) -> None:
         self.finished = time.time()
+        self.verified = verified
         self.call_id = call_id
         self.tool = tool
         self.identity = identity
@@ -209,6 +222,7 @@ class AuditLog:
                 call.duration_ns / 1e6,
                 call.outcome,
                 call.code,
+                call.verified,
             )
         )
         self._busy = call.busy
@@ -516,6 +530,7 @@ class AuditLog:
             tool=e.tool,
             instance=self.instance,
             identity=e.identity,
+            verified=e.verified,
             outcome=e.outcome,
             durationMs=round(e.duration_ms, 3),
             errorCode=e.code if e.code is not None else UNSET,

@@ -38,6 +38,7 @@ from schemas import bus as h
 from schemas.bus import Capabilities, ServiceDescription, cancel_decoder
 from schemas.config import ResponderSettings
 from schemas.errors import DEADLINE, INTERNAL_ERROR, INVALID_PARAMS, OVERLOADED, PAYLOAD_TOO_LARGE
+from schemas.identity import caller
 from schemas.jsonrpc import ErrorObject
 from schemas.mcp import LATEST_MODERN, CallToolResult, InputRequiredResult, TextContent
 from schemas.observe import CallObserver, Refusal, ToolCall
@@ -60,12 +61,6 @@ _HEADROOM: Final = 4096  # room for the headers of the reply
 
 def new_instance_id() -> str:
     return "".join(secrets.choice(_ALPHABET) for _ in range(22))
-
-
-def caller_identity(headers: dict[str, str]) -> tuple[str, bool]:
-    """(who called, whether the broker vouches for it). Today: the self-declared `Mcp-Client` header,
-    unverified; issue #11 reads the server-set `Nats-Request-Info` header instead."""
-    return headers.get(h.CLIENT, ""), False
 
 
 class _Meta(Struct, kw_only=True):
@@ -260,14 +255,14 @@ class ServiceRunner:
 
     def _new_call(self, req: Request, tool: str, arguments: bytes | Raw | None, t0: int) -> ToolCall:
         headers = req.headers
-        identity, verified = caller_identity(headers)
+        who = caller(headers, broker=self.bus.authenticated)  # issue #11: the server-set Nats-Request-Info
         return ToolCall(
             service=self.service.name,
             tool=tool,
             call_id=headers.get(h.CALL_ID) or new_instance_id(),
             instance=self.instance,
-            identity=identity,
-            verified=verified,
+            identity=who.identity,
+            verified=who.verified,
             headers=headers,
             arguments=arguments,
             started_ns=t0,

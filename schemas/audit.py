@@ -27,7 +27,11 @@ class AuditRecord(Struct, kw_only=True, frozen=True, omit_defaults=True):
     instance: str
     """The responder instance (its ADR-32 id)."""
     identity: str
-    """Who called: the `Mcp-Client` header today (the bridge's configured client name)."""
+    """Who called: with auth on, the broker-verified identity from `Nats-Request-Info` (the caller's JWT
+    name); without it, the caller's own claim (the `Mcp-Client` header), marked `verified: false`."""
+    verified: bool | UnsetType = UNSET
+    """True when `identity` was set by the NATS server; false when it is the caller's claim (absent in
+    records written before issue #11)."""
     outcome: Outcome
     durationMs: float
     errorCode: int | UnsetType = UNSET

@@ -33,6 +33,11 @@ class NatsSettings(Struct, kw_only=True, frozen=True, forbid_unknown_fields=True
     """-1: keep trying for ever (the bridge and responders must outlive a server restart)."""
     credentials: str = ""
     """Path of a NATS .creds file, if the server requires one."""
+    tls_ca: str = ""
+    """PEM file of the CA that signed the server's certificate; set: the connection must be TLS."""
+    tls_cert: str = ""
+    """PEM client certificate, for a server that requires one (mTLS); with tls_key."""
+    tls_key: str = ""
 
 
 class BridgeSettings(Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):

@@ -171,6 +171,7 @@ async def test_a_call_through_the_bridge_is_audited_under_its_client_name(
     records = await read_records(bus, root)
     assert [(r.tool, r.outcome, r.identity) for r in records] == [("echo", "ok", "alice"), ("fail", "tool_error", "alice")]
     assert all(r.callId.startswith("bridge-") for r in records)
+    assert all(r.verified is False for r in records), "without auth the client name is a claim, marked unverified (issue #11)"
 
 
 @pytest.mark.parametrize("mode", ["legacy", "2026-07-28"])

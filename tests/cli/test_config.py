@@ -187,9 +187,9 @@ def test_url_resolution_prefers_setting_then_recorded_then_default(tmp_path: Pat
     assert resolve_url(s2) == "nats://other:1"
 
 
-_COMMON = ["--config", "--url", "--nats-url", "--subject-root", "--log-level"]
+_COMMON = ["--config", "--url", "--nats-url", "--subject-root", "--credentials", "--log-level"]
 OPTIONS = {
-    "up": [*_COMMON, "--port", "--root", "--fs-root", "--state-dir"],
+    "up": [*_COMMON, "--port", "--root", "--fs-root", "--state-dir", "--policy", "--no-auth"],
     "serve fs": [*_COMMON, "--instances", "--max-concurrency", "--name", "--root", "--fs-root"],
     "bridge": [*_COMMON, "--call-timeout", "--client-name", "--autostart"],
 }

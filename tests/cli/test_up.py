@@ -150,11 +150,12 @@ def assert_gone(pid: int, what: str, timeout: float = 10.0) -> None:
     assert state in (None, "Z"), f"{what} (pid {pid}) is still running (state {state}) after `up` exited"
 
 
-def responder_pids(url: str, root: str = "mcp", timeout: float = 10.0) -> list[int]:
-    """The pids the fs instances under `root` report in their $SRV.PING metadata (bounded wait for one)."""
+def responder_pids(url: str, root: str = "mcp", timeout: float = 10.0, credentials: Path | None = None) -> list[int]:
+    """The pids the fs instances under `root` report in their $SRV.PING metadata (bounded wait for one).
+    `credentials`: the admin.creds of an embedded server `up` started (auth is on by default)."""
 
     async def ping() -> list[int]:
-        settings = NatsSettings(url=url, root=root, connect_timeout=2.0)
+        settings = NatsSettings(url=url, root=root, connect_timeout=2.0, credentials=str(credentials or ""))
         end = time.monotonic() + timeout
         async with connect(settings, name="test", ident="t" + uuid.uuid4().hex[:8]) as bus:
             while True:
@@ -200,7 +201,9 @@ def test_up_prints_the_claude_line_and_ctrl_c_stops_server_and_responder(start_u
         server_pid = int((state / "server" / "nats-server.pid").read_text().strip())
         up.pids.append(server_pid)
         assert parent_of(server_pid) == up.proc.pid, "the nats-server is up's own child"
-        pids = responder_pids(url)
+        with pytest.raises(NotConnected):  # auth is on by default for the embedded server
+            responder_pids(url, timeout=0)
+        pids = responder_pids(url, credentials=state / "auth" / "admin.creds")
         assert len(pids) == 1, f"expected one fs responder, got pids {pids}"
         responder = pids[0]
         up.pids.append(responder)
@@ -276,7 +279,9 @@ def test_closing_the_terminal_stops_the_embedded_server(start_up: object, tmp_pa
         up.wait_line(CLAUDE_LINE)
         server_pid = int((tmp_path / "state" / "server" / "nats-server.pid").read_text())
         up.pids.append(server_pid)
-        up.pids.extend(responder_pids((tmp_path / "state" / "nats.url").read_text().strip()))
+        up.pids.extend(
+            responder_pids((tmp_path / "state" / "nats.url").read_text().strip(), credentials=tmp_path / "state" / "auth" / "admin.creds")
+        )
         up.proc.send_signal(signal.SIGHUP)
         up.proc.wait(30)
         for pid in up.pids:
