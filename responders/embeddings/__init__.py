@@ -4,6 +4,12 @@ The interface is `Embedder`; `load_embedder(settings)` picks the implementation 
 name (the offline ONNX MiniLM by default; an OpenAI-compatible `/v1/embeddings` URL; Ollama's
 `/api/embed`). Every collection or index stores `model` and `dimension`, and refuses a query or
 an upsert made with a different embedder, naming both.
+
+    async with load_embedder(settings.embedder) as embedder:   # in a service lifespan
+        vectors = await embedder.embed(["some text"])           # unit vectors, embedder.dimension wide
+
+The ONNX model (extra `vector`) loads and runs in a worker thread; tests share one loaded
+`onnx.OnnxModel` per session through `OnnxEmbedder(loaded=...)`.
 """
 
 from __future__ import annotations
@@ -11,6 +17,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
+from .errors import EmbedderError as EmbedderError
+from .errors import EmbedderFailed as EmbedderFailed
+from .errors import EmbedderUnavailable as EmbedderUnavailable
+from .factory import ManagedEmbedder as ManagedEmbedder
+from .factory import load_embedder as load_embedder
 from .settings import EmbedderSettings as EmbedderSettings
 
 
@@ -30,4 +41,12 @@ class Embedder(Protocol):
         ...
 
 
-__all__ = ["Embedder", "EmbedderSettings"]
+__all__ = [
+    "Embedder",
+    "EmbedderError",
+    "EmbedderFailed",
+    "EmbedderSettings",
+    "EmbedderUnavailable",
+    "ManagedEmbedder",
+    "load_embedder",
+]
