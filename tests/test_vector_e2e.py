@@ -50,7 +50,7 @@ async def test_store_and_find_through_the_bridge(
                 "vector_find",
                 {"query": "pets at home", "filter": {"must": [{"key": "metadata.kind", "match": "ops"}]}},
             )
-            assert [e["metadata"]["kind"] for e in only_ops.structured_content["entries"]] == ["ops"]  # type: ignore[index]
+            assert [e["metadata"]["kind"] for e in only_ops.structured_content["entries"]] == ["ops"]
             bad = await client.call_tool(
                 "vector_find", {"query": "x", "filter": {"must": [{"key": "a", "range": {}}]}}
             )
