@@ -5,6 +5,7 @@
     python -m bench profile         # py-spy profiles of the bridge and the fs responder at K=64
     python -m bench latency         # where a sequential call's time goes, process by process
     python -m bench auth            # auth on versus off (operator mode, crossing the import), same run
+    python -m bench vector          # the vector service through the bridge (store, find) and embeddings/s
 
 Exit status: 0 when every call succeeded (whether or not the targets were met), 1 when a
 call failed, 2 when the run could not be set up.
@@ -49,7 +50,7 @@ def _machine() -> str:
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m bench", description="Benchmark the mcp-nats bridge against direct stdio MCP servers.")
-    p.add_argument("command", nargs="?", default="run", choices=("run", "profile", "latency", "auth"))
+    p.add_argument("command", nargs="?", default="run", choices=("run", "profile", "latency", "auth", "vector"))
     p.add_argument("--quick", action="store_true", help="one short repetition (a smoke run; numbers are rough)")
     p.add_argument("--reps", type=int, help="repetitions (default 3; 1 with --quick)")
     p.add_argument("--only", default="bridge,node-fs,sdk,npx,nats,scaling",
@@ -93,6 +94,10 @@ def main(argv: list[str] | None = None) -> int:
             from .profile import profile
 
             return profile(rig, seconds=args.seconds, rate=args.rate)
+        if args.command == "vector":
+            from .vector import vector_bench
+
+            return vector_bench(rig, quick=args.quick, reps=args.reps or 3)
         if args.command == "latency":
             from .latency import latency
 
