@@ -213,6 +213,7 @@ async def open_store(settings: VectorSettings, path: Path) -> AsyncIterator[Stor
 
         def open_local() -> Any:
             path.mkdir(parents=True, exist_ok=True)
+            check_lock(path)  # before qdrant-client, whose failed open leaks the lock file's handle
             try:
                 return QdrantClient(path=str(path))
             except RuntimeError as exc:

@@ -19,12 +19,14 @@ from responders.plugin import ServiceOptions
 from responders.service import to_result
 from responders.services.vector import VectorSettings, build
 from responders.services.vector.errors import (
+    BackendFailed,
     CollectionMissing,
     EmbedderMismatch,
     InvalidPoint,
     NoCollection,
     StoreLocked,
 )
+from responders.services.vector.store import open_store
 from schemas.mcp import TextContent
 
 pytestmark = pytest.mark.anyio
@@ -227,6 +229,11 @@ async def test_a_second_process_on_the_same_directory_is_refused(
     async with svc.attach():
         with pytest.raises(StoreLocked):
             build(VectorSettings(path=str(path)), ServiceOptions(name="vector", state_dir=tmp_path))
+        with pytest.raises(
+            StoreLocked, match="already owned by another instance"
+        ):
+            async with open_store(VectorSettings(path=str(path)), path):
+                pass
         mcp_nats = str(Path(sys.executable).parent / "mcp-nats")
         env = {k: v for k, v in os.environ.items() if not k.startswith("MCP_NATS_")}
         out = subprocess.run(
@@ -255,3 +262,17 @@ def test_without_the_extra_serving_vector_names_it(tmp_path: Path) -> None:
     )
     assert out.returncode == 2
     assert "pip install 'mcp-nats[vector]'" in out.stderr and "qdrant_client" in out.stderr
+
+
+async def test_an_unreachable_server_is_one_sentence(tmp_path: Path, onnx_model: OnnxModel) -> None:
+    """Server mode with a URL nobody listens on: the tools answer BackendFailed naming the server, and several instances are allowed."""
+    svc = build(
+        VectorSettings(url="http://127.0.0.1:9", timeout=2),
+        ServiceOptions(name="vector", state_dir=tmp_path, instances=3),
+    )
+    svc.use_embedder(OnnxEmbedder(loaded=onnx_model))
+    async with svc.attach():
+        with pytest.raises(BackendFailed, match="cannot reach the Qdrant server"):
+            await svc.tools["list_collections"].invoke({})
+        with pytest.raises(BackendFailed, match="cannot reach the Qdrant server"):
+            await svc.tools["store"].invoke({"information": "x", "collection": "c"})
