@@ -17,6 +17,7 @@ import functools
 import logging
 import os
 import re
+import warnings
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any, Final, TypeVar
@@ -205,9 +206,18 @@ async def open_store(settings: VectorSettings, path: Path) -> AsyncIterator[Stor
 
     if settings.url:
         key = _api_key(settings)
-        client = QdrantClient(
-            url=settings.url, api_key=key, timeout=max(1, int(settings.timeout)), prefer_grpc=False
-        )
+        if key and settings.url.startswith("http://"):
+            log.warning("vector: the Qdrant API key is sent over plain http to %s", settings.url)
+        with warnings.catch_warnings():  # the same warning, raised by qdrant-client as a UserWarning
+            warnings.filterwarnings("ignore", "Api key is used with an insecure connection", UserWarning)
+            # check_compatibility=False: it would start an unowned thread that only warns
+            client = QdrantClient(
+                url=settings.url,
+                api_key=key,
+                timeout=max(1, int(settings.timeout)),
+                prefer_grpc=False,
+                check_compatibility=False,
+            )
         store = Store(client, local=False, where=settings.url)
     else:
 
