@@ -22,9 +22,6 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
-import anyio
-import anyio.to_thread
-
 from ...embeddings import Embedder
 from .errors import BackendFailed, CollectionMissing, EmbedderMismatch, StoreLocked, map_qdrant_errors
 from .outputs import CollectionInfo, EmbedderInfo, VectorParams
@@ -55,11 +52,15 @@ class Store:
         self.models = models
         self.local = local
         self.where = where
+        import anyio  # here, not at import: the plugin module must import without the extra (it names the extra)
+
         self._limiter = anyio.CapacityLimiter(1 if local else SERVER_CONCURRENCY)
         self._checked: dict[str, EmbedderInfo] = {}
 
     async def run(self, fn: Callable[..., T], *args: Any, collection: str | None = None, **kwargs: Any) -> T:
         """`fn(*args, **kwargs)` in the worker thread; Qdrant's exceptions become VectorError sentences."""
+        import anyio.to_thread
+
         with map_qdrant_errors(collection):
             return await anyio.to_thread.run_sync(
                 functools.partial(fn, *args, **kwargs), limiter=self._limiter
@@ -202,6 +203,8 @@ def check_lock(path: Path) -> None:
 async def open_store(settings: VectorSettings, path: Path) -> AsyncIterator[Store]:
     """The store for these settings: a Qdrant server when `url` is set, else embedded under `path`.
     Raises StoreLocked when the directory belongs to another instance; closes the client on exit."""
+    import anyio
+    import anyio.to_thread
     from qdrant_client import QdrantClient
 
     if settings.url:

@@ -229,9 +229,7 @@ async def test_a_second_process_on_the_same_directory_is_refused(
     async with svc.attach():
         with pytest.raises(StoreLocked):
             build(VectorSettings(path=str(path)), ServiceOptions(name="vector", state_dir=tmp_path))
-        with pytest.raises(
-            StoreLocked, match="already owned by another instance"
-        ):
+        with pytest.raises(StoreLocked, match="already owned by another instance"):
             async with open_store(VectorSettings(path=str(path)), path):
                 pass
         mcp_nats = str(Path(sys.executable).parent / "mcp-nats")
@@ -245,10 +243,14 @@ async def test_a_second_process_on_the_same_directory_is_refused(
 
 
 def test_without_the_extra_serving_vector_names_it(tmp_path: Path) -> None:
-    """With qdrant_client not importable, `mcp-nats serve vector` exits 2 with the sentence naming the extra mcp-nats[vector]."""
-    blocker = tmp_path / "block" / "qdrant_client"
-    blocker.mkdir(parents=True)
-    (blocker / "__init__.py").write_text("raise ImportError('not installed (test)', name='qdrant_client')\n")
+    """With qdrant_client and anyio not importable, `mcp-nats serve vector` exits 2 with the sentence naming the extra mcp-nats[vector]."""
+    for module in (
+        "qdrant_client",
+        "anyio",
+    ):  # anyio too: the plugin module itself must import without the extra
+        blocker = tmp_path / "block" / module
+        blocker.mkdir(parents=True)
+        (blocker / "__init__.py").write_text(f"raise ImportError('not installed (test)', name={module!r})\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith("MCP_NATS_")} | {
         "PYTHONPATH": str(tmp_path / "block")
     }
