@@ -119,6 +119,17 @@ class OnnxModel:
         return out
 
 
+class _Request:
+    """One `embed` call waiting for the next batch."""
+
+    __slots__ = ("error", "texts", "vectors")
+
+    def __init__(self, texts: list[str]) -> None:
+        self.texts = texts
+        self.vectors: list[list[float]] | None = None
+        self.error: Exception | None = None
+
+
 class OnnxEmbedder:
     """The default `Embedder`. `async with OnnxEmbedder() as e` loads the model in a worker thread."""
 
@@ -128,12 +139,20 @@ class OnnxEmbedder:
         self._threads = threads
         self._model = loaded
         self._limiter_: anyio.CapacityLimiter | None = None
+        self._lock_: anyio.Lock | None = None
+        self._waiting: list[_Request] = []
 
     @property
     def _limiter(self) -> anyio.CapacityLimiter:
         if self._limiter_ is None:  # created in the event loop that uses it
             self._limiter_ = anyio.CapacityLimiter(1)
         return self._limiter_
+
+    @property
+    def _lock(self) -> anyio.Lock:
+        if self._lock_ is None:
+            self._lock_ = anyio.Lock()
+        return self._lock_
 
     @property
     def model(self) -> str:
@@ -151,13 +170,41 @@ class OnnxEmbedder:
             log.debug("embedder %s loaded", MODEL)
 
     async def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        """Vectors for `texts`. Calls that arrive while a batch runs wait, then run together as one
+        batch (one thread hop, one model run): concurrent short queries cost little more than one."""
         if not texts:
             return []
         if self._model is None:
             await self.load()
+        mine = _Request(list(texts))
+        self._waiting.append(mine)
+        async with self._lock:
+            if mine.vectors is None and mine.error is None:
+                batch, self._waiting = self._waiting, []
+                await self._run(batch)
+        if mine.error is not None:
+            raise mine.error
+        assert mine.vectors is not None
+        return mine.vectors
+
+    async def _run(self, batch: list[_Request]) -> None:
+        """One model run for every waiting request; each gets its slice, or the error."""
         model = self._model
         assert model is not None
-        return await anyio.to_thread.run_sync(model.embed, list(texts), limiter=self._limiter)
+        texts = [t for r in batch for t in r.texts]
+        try:
+            with anyio.CancelScope(
+                shield=True
+            ):  # the others' results must be handed out even if this caller goes
+                vectors = await anyio.to_thread.run_sync(model.embed, texts, limiter=self._limiter)
+        except Exception as exc:
+            for r in batch:
+                r.error = exc
+            return
+        start = 0
+        for r in batch:
+            r.vectors = vectors[start : start + len(r.texts)]
+            start += len(r.texts)
 
     async def __aenter__(self) -> Self:
         await self.load()

@@ -6,8 +6,10 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
+import anyio
 import pytest
 
 from responders.embeddings import EmbedderUnavailable, load_embedder
@@ -71,3 +73,33 @@ def test_onnxruntime_telemetry_stays_off(tmp_path: Path) -> None:
     )
     assert out.stdout.strip() == "1"
     assert list(tmp_path.rglob("*")) == []
+
+
+async def test_concurrent_calls_share_batches_and_get_their_own_vectors(onnx_model: OnnxModel) -> None:
+    """Ten calls at once run in fewer model runs than calls, and each gets exactly the vectors it would get alone."""
+    runs: list[int] = []
+
+    class Counting(OnnxModel):
+        def __init__(self) -> None:  # the session's loaded model, counted
+            self.__dict__.update(onnx_model.__dict__)
+
+        def embed(self, texts: Sequence[str]) -> list[list[float]]:
+            runs.append(len(texts))
+            return onnx_model.embed(texts)
+
+    e = OnnxEmbedder(loaded=Counting())
+    texts = [[f"question number {i} about trains, part {j}" for j in range(1 + i % 3)] for i in range(10)]
+    results: dict[int, list[list[float]]] = {}
+
+    async def one(i: int) -> None:
+        results[i] = await e.embed(texts[i])
+
+    async with anyio.create_task_group() as tg:
+        for i in range(10):
+            tg.start_soon(one, i)
+    assert len(runs) < 10 and sum(runs) == sum(len(t) for t in texts)
+    for i in (0, 4, 9):
+        alone = onnx_model.embed(texts[i])
+        assert len(results[i]) == len(texts[i]) and all(
+            cos(a, b) > 0.9999 for a, b in zip(alone, results[i], strict=True)
+        )
