@@ -22,7 +22,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
-from ...embeddings import Embedder
+from ...embeddings import Embedder, EmbedderError
 from .errors import BackendFailed, CollectionMissing, EmbedderMismatch, StoreLocked, map_qdrant_errors
 from .outputs import CollectionInfo, EmbedderInfo, VectorParams
 from .settings import VectorSettings
@@ -127,6 +127,11 @@ class Store:
     async def text_vector(self, collection: str, embedder: Embedder, *, create: bool) -> str:
         """The named vector to use for `embedder` in `collection`; creates the collection (with the
         embedder recorded) when `create`. Raises EmbedderMismatch naming both embedders."""
+        if embedder.dimension == 0:  # an HTTP embedder learns its dimension from its first reply
+            try:
+                await embedder.embed(["dimension probe"])
+            except EmbedderError as exc:
+                raise BackendFailed(str(exc)) from exc
         current = EmbedderInfo(
             model=embedder.model, dimension=embedder.dimension, vector=vector_name(embedder.model)
         )

@@ -13,6 +13,7 @@ from typing import Any
 import msgspec
 import pytest
 
+from responders.embeddings import EmbedderSettings
 from responders.embeddings.onnx import OnnxEmbedder, OnnxModel
 from responders.errors import ToolError
 from responders.plugin import ServiceOptions
@@ -28,6 +29,8 @@ from responders.services.vector.errors import (
 )
 from responders.services.vector.store import open_store
 from schemas.mcp import TextContent
+from tests.embedding_server import Server
+from tests.embedding_server import server as server  # noqa: F401  (a fixture)
 
 pytestmark = pytest.mark.anyio
 
@@ -278,3 +281,26 @@ async def test_an_unreachable_server_is_one_sentence(tmp_path: Path, onnx_model:
             await svc.tools["list_collections"].invoke({})
         with pytest.raises(BackendFailed, match="cannot reach the Qdrant server"):
             await svc.tools["store"].invoke({"information": "x", "collection": "c"})
+
+
+async def test_an_http_embedder_serves_store_and_find(tmp_path: Path, server: Server) -> None:
+    """With an Ollama embedder whose server failed the start-up probe, the first store learns the dimension, records ollama:<model> 3-d, and find works."""
+    server.status = 500
+    settings = VectorSettings(
+        path=str(tmp_path / "q"), embedder=EmbedderSettings(kind="ollama", url=server.url, model="tiny")
+    )
+    svc = build(settings, ServiceOptions(name="vector", state_dir=tmp_path))
+    async with svc.attach():
+        server.status = 200
+        await svc.tools["store"].invoke({"information": "abc", "collection": "h"})
+        info = await svc.tools["collection_info"].invoke({"collection": "h"})
+        assert info.embedder is not None and (
+            info.embedder.model,
+            info.embedder.dimension,
+            info.embedder.vector,
+        ) == ("ollama:tiny", 3, "ollama-tiny")
+        found = await svc.tools["find"].invoke({"query": "xyz", "collection": "h"})
+        assert [e.document for e in found.entries] == ["abc"] and found.entries[0].score == pytest.approx(1.0)
+        server.status = 500
+        with pytest.raises(BackendFailed, match="/api/embed answered HTTP 500"):
+            await svc.tools["find"].invoke({"query": "xyz", "collection": "h"})
