@@ -2,12 +2,14 @@
 
 A handler's parameters become a msgspec Struct (one per tool, built once), so arguments are
 validated by msgspec's decoder in one pass and the JSON Schema is msgspec's own.
-Parameter names are the wire names (the reference servers' camelCase where they use it).
+Parameter names are the wire names (the reference servers' camelCase where they use it); a Python
+keyword with a trailing underscore (`from_`) is the keyword on the wire (`from`).
 """
 
 from __future__ import annotations
 
 import inspect
+import keyword
 import types
 import typing
 from collections.abc import Callable
@@ -30,12 +32,19 @@ class Signature:
             if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
                 raise TypeError(f"tool {tool_name}: *args/**kwargs cannot be described by a schema")
             ann = hints.get(p.name, Any)
-            if ann is Context or (typing.get_origin(ann) in (typing.Union, types.UnionType) and Context in typing.get_args(ann)):
+            if ann is Context or (
+                typing.get_origin(ann) in (typing.Union, types.UnionType) and Context in typing.get_args(ann)
+            ):
                 # `ctx: Context` or `ctx: Context | None = None` (handy for direct unit tests)
                 self.context_param = p.name
                 continue
             self.params.append(p.name)
-            fields.append((p.name, ann) if p.default is p.empty else (p.name, ann, p.default))
+            wire = p.name[:-1] if p.name.endswith("_") and keyword.iskeyword(p.name[:-1]) else None
+            if wire is not None:
+                default = msgspec.NODEFAULT if p.default is p.empty else p.default
+                fields.append((p.name, ann, msgspec.field(default=default, name=wire)))
+            else:
+                fields.append((p.name, ann) if p.default is p.empty else (p.name, ann, p.default))
         self.args_type: type[msgspec.Struct] = msgspec.defstruct(
             f"{tool_name}_arguments", fields, kw_only=True, forbid_unknown_fields=True
         )

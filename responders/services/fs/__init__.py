@@ -2,10 +2,13 @@
 
 from ...plugin import Argument, ServicePlugin
 from .build import build as build
+from .globs import Excluder as Excluder
+from .globs import NameOrPathGlob as NameOrPathGlob
 from .paths import PathRefused as PathRefused
 from .paths import Roots as Roots
 from .service import Filesystem as Filesystem
 from .settings import FsSettings as FsSettings
+from .walk import Walk as Walk
 
 plugin = ServicePlugin(
     name="fs",
@@ -26,4 +29,14 @@ plugin = ServicePlugin(
     default=True,
 )
 
-__all__ = ["Filesystem", "FsSettings", "PathRefused", "Roots", "build", "plugin"]
+__all__ = [
+    "Excluder",
+    "Filesystem",
+    "FsSettings",
+    "NameOrPathGlob",
+    "PathRefused",
+    "Roots",
+    "Walk",
+    "build",
+    "plugin",
+]
