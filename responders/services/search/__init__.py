@@ -33,7 +33,7 @@ plugin = ServicePlugin(
             metavar="FILE",
             help="the SQLite index file (default: <state dir>/search/search.db)",
         ),
-        Argument("--url", key="url", help="OpenSearch URL (the only address ever contacted)"),
+        Argument("--url", key="url", metavar="URL", help="OpenSearch URL (the only address ever contacted)"),
         Argument("--read-only", key="read_only", kind="flag", help="register only the read tools"),
         Argument(
             "--hybrid", key="hybrid", kind="flag", help="embed documents at index time and allow mode=hybrid"

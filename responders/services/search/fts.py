@@ -187,9 +187,7 @@ class FtsBackend:
             ).fetchall()
             hits = []
             for doc_id, title, meta, rank, s_title, s_text, excerpt in rows:
-                hit = Hit(
-                    id=doc_id, score=-rank, title=title, metadata=json.loads(meta) if meta else None
-                )
+                hit = Hit(id=doc_id, score=-rank, title=title, metadata=json.loads(meta) if meta else None)
                 if highlight:
                     hl = {
                         f: frags

@@ -106,7 +106,9 @@ class OpenSearchBackend:
         result = await self._call(index, self.client.bulk, body=body, refresh="wait_for")
         if result.get("errors"):
             errors = [v.get("error") for item in result["items"] for v in item.values() if v.get("error")]
-            raise BackendFailed(f"OpenSearch refused part of the batch: {errors[0] if errors else 'unknown error'}")
+            raise BackendFailed(
+                f"OpenSearch refused part of the batch: {errors[0] if errors else 'unknown error'}"
+            )
 
     def _doc_actions(
         self, index: str, docs: Sequence[Document], extra: dict[str, Any] | None = None

@@ -1,0 +1,85 @@
+"""The search service end to end: three `mcp-nats serve search` processes share one index file while the
+official MCP client, through the bridge, indexes and searches on all of them at once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import anyio
+import msgspec
+import pytest
+
+from bus import Bus
+
+from .conftest import Responders
+from .e2e_helpers import bridge_client
+from .responders.services.search.corpus import CORPUS
+
+pytestmark = pytest.mark.anyio
+BATCH = 40
+
+
+async def _requests(bus: Bus, root: str, tool: str) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for r in await bus.scatter(f"$SRV.STATS.{root}-search", idle=0.2, limit=2.0):
+        stats = msgspec.json.decode(r.data)
+        out[stats["id"]] = next(e["num_requests"] for e in stats["endpoints"] if e["name"] == tool)
+    return out
+
+
+@pytest.mark.slow
+async def test_three_instances_index_and_search_one_index_at_once(
+    responders: Responders, bridge_argv: list[str], tmp_path: Path, bus: Bus, root: str
+) -> None:
+    """Concurrent batches from 3 instances all land; every count seen meanwhile is a whole number of batches."""
+    index_file = str(tmp_path / "state" / "search.db")
+    for _ in range(3):
+        responders.start("search", "--index-file", index_file, "--root", str(tmp_path))
+    await responders.wait_instances("search", 3)
+    counts: list[int] = []
+    with anyio.fail_after(120):
+        async with bridge_client(bridge_argv, mode="legacy") as client:
+
+            async def call(tool: str, args: dict[str, Any]) -> dict[str, Any]:
+                r = await client.call_tool(f"search_{tool}", args)
+                assert not r.is_error, r.content
+                assert isinstance(r.structured_content, dict)
+                return dict(r.structured_content)
+
+            await call("index_documents", {"index": "kb", "documents": CORPUS})
+
+            async def writer(w: int) -> None:
+                for b in range(4):
+                    docs = [
+                        {"id": f"w{w}-{b}-{i}", "text": f"batchmarker writer{w} number {i}"}
+                        for i in range(BATCH)
+                    ]
+                    out = await call("index_documents", {"index": "live", "documents": docs})
+                    assert out["indexed"] == BATCH
+
+            async def reader() -> None:
+                for _ in range(15):
+                    found = await call("search", {"index": "kb", "query": "goroutines", "size": 3})
+                    assert [h["id"] for h in found["hits"]] == ["golang"]
+                    try:
+                        counts.append(
+                            (await call("count", {"index": "live", "query": "batchmarker"}))["count"]
+                        )
+                    except AssertionError:  # the index is created by the first batch
+                        counts.append(0)
+
+            async with anyio.create_task_group() as tg:
+                for w in range(3):
+                    tg.start_soon(writer, w)
+                for _ in range(3):
+                    tg.start_soon(reader)
+            total = await call("count", {"index": "live"})
+            assert total["count"] == 3 * 4 * BATCH
+            page = await call(
+                "search", {"index": "live", "query": "writer2", "size": 100, "highlight": False}
+            )
+            assert page["total"] == 4 * BATCH and len(page["hits"]) == 100
+    assert all(c % BATCH == 0 for c in counts), counts
+    served = await _requests(bus, root, "search")
+    assert len(served) == 3 and min(served.values()) > 0
