@@ -87,9 +87,8 @@ async def test_generation_streams_progress_through_the_bridge(
                 "ai_list_models",
                 "ai_show_model",
             }
-            r = await c.call_tool(
-                "ai_generate", {"prompt": "go", "model": "slow"}, progress_callback=progress
-            )
+            slow = {"prompt": "go", "model": "slow"}
+            r = await c.call_tool("ai_generate", slow, progress_callback=progress)  # type: ignore[arg-type]
             assert not r.is_error
             assert text(r).split() == [f"tick{i}" for i in range(10)]
             assert len(seen) >= 2 and seen == sorted(seen)
