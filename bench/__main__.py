@@ -6,6 +6,7 @@
     python -m bench latency         # where a sequential call's time goes, process by process
     python -m bench auth            # auth on versus off (operator mode, crossing the import), same run
     python -m bench vector          # the vector service through the bridge (store, find) and embeddings/s
+    python -m bench search          # search queries/s on a 10,000-document index through the bridge
 
 Exit status: 0 when every call succeeded (whether or not the targets were met), 1 when a
 call failed, 2 when the run could not be set up.
@@ -50,7 +51,7 @@ def _machine() -> str:
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m bench", description="Benchmark the mcp-nats bridge against direct stdio MCP servers.")
-    p.add_argument("command", nargs="?", default="run", choices=("run", "profile", "latency", "auth", "vector"))
+    p.add_argument("command", nargs="?", default="run", choices=("run", "profile", "latency", "auth", "vector", "search"))
     p.add_argument("--quick", action="store_true", help="one short repetition (a smoke run; numbers are rough)")
     p.add_argument("--reps", type=int, help="repetitions (default 3; 1 with --quick)")
     p.add_argument("--only", default="bridge,node-fs,sdk,npx,nats,scaling",
@@ -71,6 +72,10 @@ def main(argv: list[str] | None = None) -> int:
         from .auth import auth_bench
 
         return auth_bench(reps=args.reps or (1 if args.quick else 3), count=500 if args.quick else 2000)
+    if args.command == "search":  # its own nats-server and responders; none of the fs rig
+        from .search import bench_search
+
+        return bench_search(quick=args.quick)
     code = args.code.resolve() if args.code else None
     meta = {
         "git": _git(code or REPO),
