@@ -280,6 +280,10 @@ def build(settings: SearchSettings, options: ServiceOptions) -> Service:
     """The search service for these settings. Raises ValueError when no root is usable or the backend is misconfigured."""
     if settings.backend == "opensearch" and not settings.url:
         raise ValueError("backend = 'opensearch' needs url (e.g. --url https://127.0.0.1:9200)")
+    if settings.backend == "opensearch" and settings.hybrid:
+        raise ValueError(
+            "hybrid = true works with the sqlite backend only (OpenSearch would need its k-NN plugin)"
+        )
     crawler = Crawler(
         Roots(settings.roots),
         chunk_chars=settings.chunk_chars,

@@ -45,7 +45,9 @@ def files(tmp_path: Path) -> Path:
 
 async def open_search(base: Path, **settings: Any) -> AsyncIterator[Tools]:
     state = base / "state"
-    svc = build(SearchSettings(roots=[str(base / "root")], **settings), ServiceOptions(name="search", state_dir=state))
+    svc = build(
+        SearchSettings(roots=[str(base / "root")], **settings), ServiceOptions(name="search", state_dir=state)
+    )
     async with svc.open(None):  # type: ignore[arg-type]
         yield Tools(svc)
 
