@@ -48,6 +48,9 @@ async def test_three_instances_index_and_search_one_index_at_once(
                 return dict(r.structured_content)
 
             await call("index_documents", {"index": "kb", "documents": CORPUS})
+            await call(
+                "index_documents", {"index": "live", "documents": [{"id": "seed", "text": "no marker here"}]}
+            )
 
             async def writer(w: int) -> None:
                 for b in range(4):
@@ -75,7 +78,7 @@ async def test_three_instances_index_and_search_one_index_at_once(
                 for _ in range(3):
                     tg.start_soon(reader)
             total = await call("count", {"index": "live"})
-            assert total["count"] == 3 * 4 * BATCH
+            assert total["count"] == 3 * 4 * BATCH + 1
             page = await call(
                 "search", {"index": "live", "query": "writer2", "size": 100, "highlight": False}
             )
@@ -83,3 +86,27 @@ async def test_three_instances_index_and_search_one_index_at_once(
     assert all(c % BATCH == 0 for c in counts), counts
     served = await _requests(bus, root, "search")
     assert len(served) == 3 and min(served.values()) > 0
+
+
+async def test_index_paths_refuses_escapes_through_the_bridge(
+    responders: Responders, bridge_argv: list[str], tmp_path: Path
+) -> None:
+    """Through the bridge, index_paths refuses `..` and a symlink out of the root, and indexes nothing from outside."""
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    root.mkdir()
+    outside.mkdir()
+    (outside / "secret.txt").write_text("zebracorn\n")
+    (root / "ok.txt").write_text("wombat\n")
+    (root / "out").symlink_to(outside, target_is_directory=True)
+    responders.start("search", "--index-file", str(tmp_path / "search.db"), "--root", str(root))
+    await responders.wait_instances("search", 1)
+    with anyio.fail_after(60):
+        async with bridge_client(bridge_argv, mode="legacy") as client:
+            for bad in ("../outside", str(outside / "secret.txt"), "out", "out/secret.txt"):
+                r = await client.call_tool("search_index_paths", {"index": "f", "paths": [bad]})
+                assert r.is_error, bad
+            r = await client.call_tool("search_index_paths", {"index": "f", "paths": ["."]})
+            assert not r.is_error and r.structured_content is not None
+            assert r.structured_content["files_indexed"] == 1
+            found = await client.call_tool("search_count", {"index": "f", "query": "zebracorn"})
+            assert found.structured_content == {"index": "f", "count": 0}
