@@ -7,6 +7,7 @@ import os
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -45,7 +46,14 @@ def test_tools_and_gates(tmp_path: Path) -> None:
 def test_raw_query_sizes_are_capped() -> None:
     """raw_query refuses size > 100, deep from, scroll and pit; a missing size becomes 10."""
     assert _capped({"query": {"match_all": {}}})["size"] == 10
-    for bad in ({"size": 101}, {"size": "5"}, {"from": 20_000}, {"scroll": "1m"}, {"pit": {}}):
+    bad_bodies: list[dict[str, Any]] = [
+        {"size": 101},
+        {"size": "5"},
+        {"from": 20_000},
+        {"scroll": "1m"},
+        {"pit": {}},
+    ]
+    for bad in bad_bodies:
         with pytest.raises(ToolError):
             _capped(bad)
 
