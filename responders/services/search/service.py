@@ -59,7 +59,11 @@ Size = Annotated[int, Meta(ge=1, le=MAX_SIZE, description="Hits to return (at mo
 From = Annotated[int, Meta(ge=0, le=MAX_WINDOW - MAX_SIZE, description="Hits to skip (for the next page)")]
 Query = Annotated[
     str,
-    Meta(min_length=1, max_length=q.MAX_QUERY, description=q.__doc__.split("\n\n")[1] if q.__doc__ else ""),
+    Meta(
+        min_length=1,
+        max_length=q.MAX_QUERY,
+        description='Words (all must match), "a phrase", prefix*, OR, NOT or -word, parentheses; operators in capitals',
+    ),
 ]
 Patterns = Annotated[
     list[str], Meta(max_length=100, description="Glob patterns (like fs: `*.md`, `src/**/*.py`)")
