@@ -7,7 +7,7 @@ Deterministic text, keyed by model name:
     endless  a chunk every 50 ms until the client disconnects (recorded in `disconnects`)
     stall    one chunk, then silence until the client disconnects
     other    404 "model not found", in each API's error shape
-Embeddings are real ones from the shared default embedder when it is installed (else 501).
+Embeddings are real ones from the shared default embedder (`FakeModelServer(embedder_settings=...)`; else 501).
 
 Runs its own event loop on a thread so any test (sync or async) can use it; `with FakeModelServer()
 as server:` starts it (bounded wait for readiness) and stops it on exit.
@@ -85,9 +85,9 @@ class FakeModelServer:
         async with contextlib.AsyncExitStack() as stack:
             self.embedder = None
             if self.embedder_settings is not None:
-                from responders.services.search.embedder import open_embedder
+                from responders.embeddings import load_embedder
 
-                self.embedder = await stack.enter_async_context(open_embedder(self.embedder_settings))
+                self.embedder = await stack.enter_async_context(load_embedder(self.embedder_settings))
             server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
             port = server.sockets[0].getsockname()[1]
             self.url = f"http://127.0.0.1:{port}"

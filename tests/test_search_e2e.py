@@ -110,3 +110,23 @@ async def test_index_paths_refuses_escapes_through_the_bridge(
             assert r.structured_content["files_indexed"] == 1
             found = await client.call_tool("search_count", {"index": "f", "query": "zebracorn"})
             assert found.structured_content == {"index": "f", "count": 0}
+
+
+async def test_hybrid_mode_through_the_bridge(
+    responders: Responders, bridge_argv: list[str], tmp_path: Path
+) -> None:
+    """`serve search --hybrid` embeds with the default embedder; a query sharing no word with its answer finds it."""
+    responders.start(
+        "search", "--index-file", str(tmp_path / "search.db"), "--root", str(tmp_path), "--hybrid"
+    )
+    await responders.wait_instances("search", 1, timeout=60)
+    with anyio.fail_after(120):
+        async with bridge_client(bridge_argv, mode="legacy") as client:
+            r = await client.call_tool("search_index_documents", {"index": "kb", "documents": CORPUS})
+            assert not r.is_error and r.structured_content is not None and r.structured_content["embedded"]
+            args = {"index": "kb", "query": "caffeinated drink", "size": 3}
+            words = await client.call_tool("search_search", args)
+            assert words.structured_content is not None and words.structured_content["hits"] == []
+            meaning = await client.call_tool("search_search", {**args, "mode": "hybrid"})
+            assert meaning.structured_content is not None
+            assert meaning.structured_content["hits"][0]["id"] == "espresso"

@@ -6,11 +6,16 @@ ToolError
       ├── BadQuery          the query string cannot be parsed
       ├── BadIndexName      the index name is not allowed
       ├── EmbedderMismatch  the index was embedded with another model, or none
+      ├── EmbeddingFailed   the embedder failed on a batch (remote endpoint down, bad reply)
       └── BackendFailed     the backend (SQLite file, OpenSearch server) failed
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
+from ...embeddings import EmbedderError
 from ...errors import ToolError
 
 
@@ -48,3 +53,16 @@ class EmbedderMismatch(SearchError):
 
 class BackendFailed(SearchError):
     """Raised when the storage backend fails (disk full, locked past the busy timeout, server error)."""
+
+
+class EmbeddingFailed(SearchError):
+    """Raised when the embedder fails on a batch; carries the embedder's sentence."""
+
+
+@contextlib.contextmanager
+def map_embedder_errors() -> Iterator[None]:
+    """The shared embedder's errors as the search service's (the one place that sees them)."""
+    try:
+        yield
+    except EmbedderError as exc:
+        raise EmbeddingFailed(f"the embedder failed: {exc}") from exc

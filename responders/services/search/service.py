@@ -18,7 +18,7 @@ from typing import Annotated, Final, Literal
 from msgspec import Meta
 
 from ...context import Context
-from ...embeddings import Embedder
+from ...embeddings import Embedder, EmbedderError, load_embedder
 from ...errors import ToolError
 from ...plugin import ServiceOptions, ServiceRuntime
 from ...service import Service
@@ -27,8 +27,7 @@ from . import query as q
 from .backend import FileChunks, SearchBackend, Vectors, check_index
 from .crawl import Crawler
 from .database import Database
-from .embedder import open_embedder
-from .errors import EmbedderMismatch, NoSuchIndex
+from .errors import EmbedderMismatch, NoSuchIndex, map_embedder_errors
 from .fts import FtsBackend, schema
 from .hybrid import fuse
 from .outputs import (
@@ -93,8 +92,9 @@ class SearchTools:
         if self.embedder is None or not texts:
             return None
         values: list[list[float]] = []
-        for i in range(0, len(texts), EMBED_BATCH):
-            values.extend(await self.embedder.embed(texts[i : i + EMBED_BATCH]))
+        with map_embedder_errors():
+            for i in range(0, len(texts), EMBED_BATCH):
+                values.extend(await self.embedder.embed(texts[i : i + EMBED_BATCH]))
         return Vectors(model=self.embedder.model, dimension=self.embedder.dimension, values=values)
 
     # -- writing ------------------------------------------------------------------------------
@@ -217,7 +217,8 @@ class SearchTools:
         lexical = await self.backend.search(
             index, node, size=depth, offset=0, fields=fields, highlight=highlight
         )
-        (vector,) = await self.embedder.embed([" ".join(q.positive_terms(node))])
+        with map_embedder_errors():
+            (vector,) = await self.embedder.embed([" ".join(q.positive_terms(node))])
         semantic = await self.backend.nearest(index, vector, self.embedder.model, depth)
         fused = fuse([h.id for h in lexical.hits], [doc_id for doc_id, _ in semantic])
         window = fused[offset : offset + size]
@@ -318,9 +319,12 @@ def build(settings: SearchSettings, options: ServiceOptions) -> Service:
                 backend: SearchBackend = await stack.enter_async_context(opensearch_backend(settings))
             else:
                 backend = await stack.enter_async_context(sqlite_backend(settings, options))
-            embedder = (
-                await stack.enter_async_context(open_embedder(settings.embedder)) if settings.hybrid else None
-            )
+            embedder: Embedder | None = None
+            if settings.hybrid:
+                try:  # the ONNX model loads in a worker thread; a missing extra is a sentence naming it
+                    embedder = await stack.enter_async_context(load_embedder(settings.embedder))
+                except EmbedderError as exc:
+                    raise ValueError(str(exc)) from exc
             tools.attach(backend, embedder)
             yield
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import socket
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -15,6 +14,7 @@ import msgspec
 import pytest
 
 from responders.context import Context
+from responders.embeddings import EmbedderSettings
 from responders.services.ai.backend import ModelBackend, Progress
 from responders.services.ai.errors import AiError, UpstreamRefused, UpstreamTimeout, UpstreamUnavailable
 from responders.services.ai.ollama import OllamaBackend
@@ -251,19 +251,10 @@ def _dot(x: list[float], y: list[float]) -> float:
     return sum(p * q for p, q in zip(x, y, strict=True))
 
 
-def _embedder_settings() -> Any:
-    mod = importlib.import_module("responders.embeddings")
-    return mod.EmbedderSettings() if hasattr(mod, "load_embedder") else None
-
-
-@pytest.mark.skipif(
-    _embedder_settings() is None,
-    reason="the shared default embedder (responders.embeddings.load_embedder, branch vector) is not in this tree yet",
-)
 @pytest.mark.parametrize("kind", KINDS)
 async def test_embeddings_are_real_vectors_in_order(kind: str) -> None:
     """embed returns one unit-length vector per input, and paraphrases are closer than unrelated texts."""
-    with FakeModelServer(embedder_settings=_embedder_settings()) as s:
+    with FakeModelServer(embedder_settings=EmbedderSettings()) as s:
         async with backend(kind, s.url) as b:
             out = await b.embed(
                 "minilm", ["a cat sat on the mat", "a kitten rested on the rug", "tax law of 1990"]

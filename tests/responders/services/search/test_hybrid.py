@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 
 import pytest
@@ -33,18 +32,6 @@ async def test_hybrid_without_an_embedder_is_refused(files: Path) -> None:
             await t("search", index="kb", query="x", mode="hybrid")
 
 
-def _embedder_available() -> bool:
-    try:
-        mod = importlib.import_module("responders.embeddings")
-    except ImportError:
-        return False
-    return hasattr(mod, "load_embedder")
-
-
-@pytest.mark.skipif(
-    not _embedder_available(),
-    reason="the shared default embedder (responders.embeddings.load_embedder, branch vector) is not in this tree yet",
-)
 async def test_hybrid_finds_by_meaning_what_words_miss(files: Path) -> None:
     """A paraphrase with no word in common still finds its document in hybrid mode; BM25 alone finds nothing."""
     async for t in open_search(files, hybrid=True):
