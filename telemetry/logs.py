@@ -13,6 +13,7 @@ request in its own task, so what `call_started` sets is what the handler's log l
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import time
 from contextvars import ContextVar
@@ -28,16 +29,15 @@ TRACE_ID: Final[ContextVar[str | None]] = ContextVar("mcp_nats_trace_id", defaul
 TEXT_FORMAT: Final = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 _encode = msgspec.json.Encoder().encode
 _NO_TRACE: Final = "0" * 32
+_TRACEPARENT: Final = re.compile(r"[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}")
 
 
 def trace_id_of(traceparent: str | None) -> str | None:
     """The trace id of a W3C traceparent (`00-<32 hex>-<16 hex>-<2 hex>`), or None."""
-    if not traceparent or len(traceparent) < 55 or traceparent[2] != "-" or traceparent[35] != "-":
+    if not traceparent:
         return None
-    trace = traceparent[3:35].lower()
-    if trace == _NO_TRACE or not all(c in "0123456789abcdef" for c in trace):
-        return None
-    return trace
+    m = _TRACEPARENT.match(traceparent)
+    return m[1] if m is not None and m[1] != _NO_TRACE else None
 
 
 class JsonFormatter(logging.Formatter):
