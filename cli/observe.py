@@ -66,8 +66,7 @@ async def bridge_observed(settings: Settings, url: str | Callable[[], str]) -> N
 
     instance = secrets.token_hex(6)
     async with Telemetry.bridge(settings, instance=instance, state_dir=state_dir(settings)) as t:
-        del t  # observers=t.observers once run_bridge takes them (issue #10's seam)
-        await run_bridge(settings, url)
+        await run_bridge(settings, url, observers=t.observers)
 
 
 @contextlib.contextmanager

@@ -5,9 +5,11 @@
 milliseconds), `level`, `logger`, `message`, `callId` and `traceId` while a call is being handled,
 and `exc` with the traceback when there is one. Both go to stderr: stdout is the bridge's wire.
 
-The call context lives in two ContextVars, set by `LogContext` (a CallObserver in the responder, a
-BridgeObserver in the bridge) when a call starts and reset when it ends. A responder handles each
-request in its own task, so what `call_started` sets is what the handler's log lines see.
+The call context is one ContextVar holding the call itself (the responder's ToolCall, the bridge's
+BridgeRequest), set by `LogContext` (a CallObserver and a BridgeObserver) when a call starts and
+reset when it ends; the formatter reads `call_id` and `traceparent` from it when a line is written,
+so ids filled in after the start (the bridge's call id) are there too. Each request runs in its
+own task, so what `call_started` sets is what the handler's log lines see.
 """
 
 from __future__ import annotations
@@ -16,15 +18,16 @@ import logging
 import re
 import sys
 import time
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from typing import Final, Literal
 
 import msgspec
 
 from schemas.observe import BridgeRequest, CircuitState, Refusal, ToolCall
 
-CALL_ID: Final[ContextVar[str | None]] = ContextVar("mcp_nats_call_id", default=None)
-TRACE_ID: Final[ContextVar[str | None]] = ContextVar("mcp_nats_trace_id", default=None)
+CURRENT: Final[ContextVar[ToolCall | BridgeRequest | None]] = ContextVar(
+    "mcp_nats_current_call", default=None
+)
 
 TEXT_FORMAT: Final = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 _encode = msgspec.json.Encoder().encode
@@ -50,12 +53,13 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        call_id = CALL_ID.get()
-        if call_id:
-            out["callId"] = call_id
-        trace = TRACE_ID.get()
-        if trace:
-            out["traceId"] = trace
+        call = CURRENT.get()
+        if call is not None:
+            if call.call_id:
+                out["callId"] = call.call_id
+            trace = trace_id_of(call.traceparent)
+            if trace:
+                out["traceId"] = trace
         if record.exc_info:
             out["exc"] = self.formatException(record.exc_info)
         elif record.exc_text:
@@ -87,21 +91,21 @@ def setup_logging(level: str, fmt: Literal["text", "json"] = "text") -> None:
 
 
 class LogContext:
-    """Puts the call id and trace id of the call being handled into the log context (CallObserver and
-    BridgeObserver). Installed only with `log_format = "json"`, which is what reads them."""
+    """Makes the call being handled the log context (CallObserver and BridgeObserver). Installed only with
+    `log_format = "json"`, which is what reads it."""
 
     def __init__(self) -> None:
         self._key = f"log:{id(self)}"
 
     def call_started(self, call: ToolCall) -> Refusal | None:
-        call.scratch[self._key] = (CALL_ID.set(call.call_id), TRACE_ID.set(trace_id_of(call.traceparent)))
+        call.scratch[self._key] = CURRENT.set(call)
         return None
 
     def call_ended(self, call: ToolCall) -> None:
         _reset(call.scratch.pop(self._key, None))
 
     def request_started(self, req: BridgeRequest) -> None:
-        req.scratch[self._key] = (CALL_ID.set(req.call_id), TRACE_ID.set(trace_id_of(req.traceparent)))
+        req.scratch[self._key] = CURRENT.set(req)
 
     def request_ended(self, req: BridgeRequest) -> None:
         _reset(req.scratch.pop(self._key, None))
@@ -116,13 +120,10 @@ class LogContext:
         return None
 
 
-def _reset(held: object) -> None:
-    if not isinstance(held, tuple):
+def _reset(token: object) -> None:
+    if not isinstance(token, Token):
         return
-    call_token, trace_token = held
     try:
-        CALL_ID.reset(call_token)
-        TRACE_ID.reset(trace_token)
+        CURRENT.reset(token)
     except ValueError:  # ended in another context than it started: that context ends with its task
-        CALL_ID.set(None)
-        TRACE_ID.set(None)
+        CURRENT.set(None)

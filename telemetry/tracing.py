@@ -182,6 +182,8 @@ class BridgeTracing:
         attributes = _target_attributes(req.method, req.tool)
         if req.uri:
             attributes["mcp.resource.uri"] = req.uri
+        if req.protocol_version:  # a 2026-07-28 request names its version in _meta, read after the start
+            attributes["mcp.protocol.version"] = req.protocol_version
         if req.service:
             attributes["mcp_nats.service"] = req.service
         if req.attempts > 1:

@@ -88,7 +88,7 @@ async def test_call_context_is_visible_inside_the_call_only(
 
 
 def test_bridge_requests_carry_context_too(lines: tuple[logging.Logger, io.StringIO]) -> None:
-    """A bridge request's call id and outgoing trace id are in lines logged while it runs."""
+    """A bridge request's call id (set after its start) and trace id are in lines logged while it runs."""
     logger, out = lines
     obs = LogContext()
     req = BridgeRequest(
