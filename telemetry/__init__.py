@@ -14,6 +14,7 @@ no log-context observer is installed. What is off costs nothing on the call path
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
@@ -40,6 +41,8 @@ from .logs import LogContext
 from .logs import setup_logging as setup_logging
 from .metrics import BridgeMetrics, ConnectionMetrics, ResponderMetrics, new_registry
 from .tracing import BridgeTracing, CallTracing, OtelBackendTracer, Tracing, start_tracing
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -94,7 +97,8 @@ class Telemetry:
     def bridge(
         settings: Settings, *, instance: str, state_dir: Path
     ) -> AbstractAsyncContextManager[Telemetry]:
-        """One bridge: request metrics, a CLIENT span per request, request context in logs."""
+        """One bridge: request metrics, a CLIENT span per request, request context in logs. A /metrics address
+        that cannot be bound is logged and the bridge runs on without metrics."""
 
         def build(registry: CollectorRegistry | None, tracing: Tracing | None, parts: _Parts) -> None:
             if tracing is not None:
@@ -113,6 +117,7 @@ class Telemetry:
             trace_name="mcp-nats-bridge",
             instance=instance,
             build=build,
+            required=False,
         )
 
     @staticmethod
@@ -128,6 +133,7 @@ class Telemetry:
             trace_name="",
             instance=instance,
             build=lambda _r, _t, _p: None,
+            required=False,
         )
 
 
@@ -142,24 +148,34 @@ async def _process(
     trace_name: str,
     instance: str,
     build: Callable[[CollectorRegistry | None, Tracing | None, _Parts], None],
+    required: bool = True,
 ) -> AsyncIterator[Telemetry]:
+    """`required`: an unusable /metrics address raises EndpointError; otherwise it is logged and the
+    process runs without metrics (the bridge: a client's MCP session must not die of it)."""
     async with AsyncExitStack() as stack:
         tracing = start_tracing(trace_name, instance) if trace_name else None
         if tracing is not None:
             stack.callback(tracing.close)
         registry = new_registry() if settings.metrics.enabled else None
+        port: int | None = None
+        target: Path | None = None
+        if registry is not None:
+            try:
+                port = await stack.enter_async_context(
+                    serve_metrics(registry, settings.metrics.host, settings.metrics.port)
+                )
+            except EndpointError as exc:
+                if required:
+                    raise
+                log.error("%s; running without metrics", exc)
+                registry = None
+            else:
+                address = target_address(settings.metrics.host, port)
+                target = stack.enter_context(sd_target(state_dir, name, address, {"role": role, **labels}))
         parts = _Parts()
         build(registry, tracing, parts)
         if registry is not None:
             parts.connection.append(ConnectionMetrics(registry))
-        port: int | None = None
-        target: Path | None = None
-        if registry is not None:
-            port = await stack.enter_async_context(
-                serve_metrics(registry, settings.metrics.host, settings.metrics.port)
-            )
-            address = target_address(settings.metrics.host, port)
-            target = stack.enter_context(sd_target(state_dir, name, address, {"role": role, **labels}))
         observers = Observers(
             calls=tuple(parts.calls),
             bridge=tuple(parts.bridge),

@@ -119,3 +119,19 @@ async def test_disabled_metrics_install_nothing(tmp_path: Path, monkeypatch: pyt
         assert t.observers.calls == () and t.observers.bridge == () and t.observers.connection == ()
         assert t.port is None and t.registry is None
     assert not sd_dir(tmp_path).exists()
+
+
+@pytest.mark.anyio
+async def test_a_taken_port_stops_a_responder_but_not_a_bridge(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With [metrics] port taken, Telemetry.responder raises EndpointError; Telemetry.bridge runs on without metrics."""
+    monkeypatch.delenv("OTEL_EXPORTER_OTLP_ENDPOINT", raising=False)
+    async with serve_metrics(new_registry(), "127.0.0.1", 0) as port:
+        settings = Settings(metrics=MetricsSettings(port=port))
+        with pytest.raises(EndpointError):
+            async with Telemetry.responder(settings, service="fs", instance="i1", state_dir=tmp_path):
+                pass
+        async with Telemetry.bridge(settings, instance="b1", state_dir=tmp_path) as t:
+            assert t.port is None and t.registry is None and t.observers.bridge == ()
+    assert list(sd_dir(tmp_path).glob("*.json")) == []
