@@ -135,10 +135,9 @@ class BridgeTracing:
 
     def __init__(self, tracing: Tracing) -> None:
         from opentelemetry import propagate
-
-        self._key = f"trace:{id(self)}"
         from opentelemetry.trace import SpanKind, Status, StatusCode
 
+        self._key = f"trace:{id(self)}"
         self._tracer = tracing.tracer
         self._extract = propagate.extract
         self._kind = SpanKind.CLIENT
