@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test,db,vector,search,ai]'
+	$(BIN)/pip install --quiet -e '.[test,otel,db,vector,search,ai]'
 	touch $(STAMP)
 
 install: $(STAMP)

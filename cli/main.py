@@ -32,14 +32,6 @@ def _run(coro: Coroutine[Any, Any, None]) -> None:
         uvloop.run(coro)
 
 
-def _setup_logging(level: str) -> None:
-    logging.basicConfig(
-        stream=sys.stderr,
-        level=getattr(logging, level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-
-
 def _common(p: argparse.ArgumentParser, url_flags: tuple[str, ...] = ("--url", "--nats-url")) -> None:
     p.add_argument("--config", metavar="FILE", help="TOML settings file (default: $MCP_NATS_CONFIG, else ./mcp-nats.toml if present)")
     p.add_argument(*url_flags, dest="url", help="NATS server URL(s), comma-separated (default: the URL `mcp-nats up` recorded, else nats://127.0.0.1:4222)")
@@ -142,17 +134,22 @@ def main(argv: list[str] | None = None) -> int:
         from .serve import plugin_overrides
 
         args.plugin_overrides = plugin_overrides(args)
-    _setup_logging(args.log_level or ("warning" if args.command == "bridge" else "info"))
+
+    from telemetry import TelemetryError, setup_logging
+
+    level = args.log_level or ("warning" if args.command == "bridge" else "info")
+    setup_logging(level)  # text until the settings say otherwise, so that a config error is readable
     try:
         settings = load_settings(args.config, overrides=_overrides(args))
     except ConfigError as exc:
         log.error("%s", exc)
         return 2
+    if settings.log_format != "text":
+        setup_logging(level, settings.log_format)
     try:
         if args.command == "bridge":
-            from bridge import run_bridge
-
             from .auth import local_identity
+            from .observe import bridge_observed
 
             url: Callable[[], str] = lambda: resolve_url(settings)  # noqa: E731
             started = False
@@ -164,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
                     started = True
             who = settings.bridge.client_name or local_identity()
             settings = with_state_auth(settings, "identity", who, expect_auth=started)
-            _run(run_bridge(settings, url))
+            _run(bridge_observed(settings, url))
             return 0
         if args.command == "serve":
             from .serve import serve_command
@@ -191,4 +188,7 @@ def main(argv: list[str] | None = None) -> int:
             return audit_command(args, settings)
     except KeyboardInterrupt:
         return 130
+    except TelemetryError as exc:  # e.g. the configured metrics port is taken
+        log.error("%s", exc)
+        return 1
     return 2

@@ -83,9 +83,9 @@ def serve_command(args: argparse.Namespace, settings: Settings) -> int:
     from msgspec.structs import replace
 
     from bus import BusError
-    from responders import serve
 
     from .main import _run
+    from .observe import serve_observed
 
     try:
         plugin = registry.get(args.service)
@@ -112,7 +112,7 @@ def serve_command(args: argparse.Namespace, settings: Settings) -> int:
     if not settings.responder.state_key:
         settings = replace(settings, responder=replace(settings.responder, state_key=_state_key(settings)))
     try:
-        _run(serve(service, settings, observers=security_observers(settings)))
+        _run(serve_observed(service, settings, name, security_observers(settings)))
     except BusError as exc:  # could not connect, or the connection was closed for good
         log.error("%s %s", name, exc)
         return 1

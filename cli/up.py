@@ -30,6 +30,7 @@ from schemas.config import DEFAULT_URL, NatsSettings, Settings
 from schemas.policy import PolicyError
 
 from .config import service_settings, state_dir, url_file, with_state_auth
+from .observe import up_metrics
 from .supervise import Supervisor
 
 log = logging.getLogger("mcp-nats")
@@ -87,6 +88,11 @@ async def _wait_for(url: str, settings: Settings, svc: str, count: int, timeout:
 def up_command(args: argparse.Namespace, settings: Settings) -> int:
     sdir = state_dir(settings)
     sdir.mkdir(parents=True, exist_ok=True)
+    with up_metrics(settings, sdir):  # up's own /metrics and discovery file, for as long as it runs
+        return _up(args, settings, sdir)
+
+
+def _up(args: argparse.Namespace, settings: Settings, sdir: Path) -> int:
     wanted = settings.nats.url or DEFAULT_URL
     server: EmbeddedServer | None = None
     sup = Supervisor()

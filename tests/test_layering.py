@@ -1,5 +1,6 @@
-"""The package layering of DESIGN.md, checked statically: every import in schemas/, bus/, bridge/ and
-responders/ is read with `ast` (relative imports resolved), so a wrong import fails here before it ships."""
+"""The package layering of DESIGN.md, checked statically: every import in schemas/, bus/, bridge/,
+responders/, telemetry/ and cli/ is read with `ast` (relative imports resolved), so a wrong import fails
+here before it ships."""
 
 from __future__ import annotations
 
@@ -9,7 +10,34 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-PACKAGES = ("schemas", "bus", "bridge", "responders")
+PACKAGES = ("schemas", "bus", "bridge", "responders", "telemetry", "cli")
+OURS = frozenset(PACKAGES)
+TELEMETRY_LIBS = frozenset({"prometheus_client", "opentelemetry"})
+# Modules whose import means I/O (urllib.parse, pathlib's pure paths and the like stay allowed) (sockets, processes, files beyond pathlib's pure paths, the event loop).
+IO_MODULES = frozenset(
+    {
+        "socket",
+        "asyncio",
+        "anyio",
+        "selectors",
+        "ssl",
+        "subprocess",
+        "multiprocessing",
+        "threading",
+        "shutil",
+        "tempfile",
+        "urllib.request",
+        "http.client",
+        "http.server",
+        "io",
+        "os",
+        "signal",
+        "nats",
+        "aiofiles",
+        "requests",
+        "httpx",
+    }
+)
 
 
 def _module_name(path: Path) -> tuple[str, bool]:
@@ -98,3 +126,29 @@ def test_schemas_import_no_other_layer() -> None:
 def test_bridge_and_responders_do_not_import_each_other(package: str, other: str) -> None:
     """bridge/ never imports responders/, and responders/ never imports bridge/."""
     assert _offenders((package,), {other}) == []
+
+
+def test_telemetry_imports_only_schemas_among_our_packages() -> None:
+    """telemetry/ builds on schemas/ alone: it never reaches into bus/, bridge/, responders/ or cli/."""
+    assert _offenders(("telemetry",), set(OURS - {"schemas", "telemetry"})) == []
+
+
+def test_only_telemetry_imports_prometheus_and_opentelemetry() -> None:
+    """prometheus_client and opentelemetry are imported by telemetry/ modules only."""
+    others = tuple(p for p in PACKAGES if p != "telemetry")
+    assert _offenders(others, set(TELEMETRY_LIBS)) == []
+    assert any(
+        _top(n) == "opentelemetry" for p in _files("telemetry") for n in imports_of(p)
+    )  # the rule is live
+
+
+def test_schemas_do_no_io() -> None:
+    """schemas/ is pure data: none of its modules imports a socket, process, file-system or event-loop module."""
+    bad = [
+        f"{path.relative_to(REPO)} imports {name}"
+        for path in _files("schemas")
+        for name in sorted(imports_of(path))
+        if any(name == m or name.startswith(m + ".") for m in IO_MODULES)
+    ]
+    assert bad == []
+    assert "urllib.parse" in imports_of(REPO / "schemas" / "uritemplate.py")  # pure modules stay allowed
