@@ -95,6 +95,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_audit_parser(sub, _common)
     add_auth_parser(sub, _common)
+
+    from .attach import add_parser as add_attach_parser
+
+    add_attach_parser(sub, _common)
     return parser
 
 
@@ -128,8 +132,15 @@ def _merge_sections(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    args.argv = list(sys.argv[1:] if argv is None else argv)
+    given = list(sys.argv[1:] if argv is None else argv)
+    ours, child = given, []
+    if given[:1] == ["attach"] and "--" in given:  # everything after -- is the attached server's command
+        cut = given.index("--")
+        ours, child = given[:cut], given[cut + 1 :]
+    args = build_parser().parse_args(ours)
+    args.argv = given
+    if args.command == "attach":
+        args.child_command = child
     if args.command == "serve":
         from .serve import plugin_overrides
 
@@ -182,6 +193,10 @@ def main(argv: list[str] | None = None) -> int:
             from .up import up_command
 
             return up_command(args, settings)
+        if args.command == "attach":
+            from .attach import attach_command
+
+            return attach_command(args, settings)
         if args.command == "audit":
             from .audit import audit_command
 

@@ -112,6 +112,11 @@ class Context:
         roots = result.get("roots", [])
         return roots if isinstance(roots, list) else []
 
+    def ask(self, capability: str, method: str, params: dict[str, Any], *, key: str | None = None) -> dict[str, Any]:
+        """Send the client any server-to-client request (`method` with `params` as given, e.g. relayed
+        from an attached server); `capability` is the client capability it needs. Returns the result."""
+        return self._ask(capability, method, params, key)
+
     def _ask(self, capability: str, method: str, params: dict[str, Any], key: str | None) -> dict[str, Any]:
         self._asked += 1
         k = key or f"{capability}-{self._asked}"

@@ -443,7 +443,9 @@ class ServiceRunner:
         svc = self.service
         counter = self._op_counters["prompts.get" if op.startswith("prompts.get.") else op]
         try:
-            if op == "resources.list":
+            if svc.upstream is not None:
+                body = await svc.upstream.operation(op, req.data, req.headers)
+            elif op == "resources.list":
                 body = ops.resources_list(svc)
             elif op == "resources.templates.list":
                 body = ops.templates_list(svc)

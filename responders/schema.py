@@ -67,3 +67,32 @@ def object_schema(tp: Any) -> dict[str, Any]:
     if components:
         top["$defs"] = components
     return top
+
+
+class _Arguments(msgspec.Struct):
+    arguments: dict[str, Any]
+
+
+class _WholeObject:
+    """Decodes the arguments object whole, as the one keyword argument `arguments`."""
+
+    _decoder = msgspec.json.Decoder(dict[str, Any])
+
+    def decode(self, raw: bytes | msgspec.Raw) -> _Arguments:
+        return _Arguments(self._decoder.decode(raw))
+
+
+class ForeignSignature:
+    """The signature of a tool whose schemas come from elsewhere (an attached server): the handler is
+    `fn(arguments: dict, ctx: Context)`, the input schema is published as given, and the only check
+    here is that the arguments are a JSON object (the tool's owner validates the rest)."""
+
+    context_param = "ctx"
+    params = ["arguments"]
+    returns: Any = Any
+
+    def __init__(self, input_schema: dict[str, Any], output_schema: dict[str, Any] | None) -> None:
+        self.args_type = _Arguments
+        self.decoder = _WholeObject()
+        self.input_schema = input_schema
+        self.output_schema = output_schema

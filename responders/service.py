@@ -14,9 +14,9 @@ import asyncio
 import contextlib
 import inspect
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar, overload
+from typing import Any, Protocol, TypeVar, overload
 
 import msgspec
 from msgspec import UNSET
@@ -26,7 +26,7 @@ from schemas.mcp import CallToolResult, Content, TextContent, ToolAnnotations
 from .plugin import ServiceRuntime
 from .prompts import Completer, PromptSpec
 from .resources import ResourceEntry, ResourceSpec, TemplateEntry, TemplateSpec
-from .schema import Signature
+from .schema import ForeignSignature, Signature
 
 F = TypeVar("F", bound=Callable[..., Any])
 Lifespan = Callable[[ServiceRuntime], contextlib.AbstractAsyncContextManager[None]]
@@ -41,11 +41,13 @@ class ToolSpec:
     name: str
     fn: Callable[..., Any]
     description: str
-    signature: Signature
+    signature: Signature | ForeignSignature
     annotations: ToolAnnotations
     title: str | None = None
     blocking: bool = False
     """A synchronous handler that may block runs in a worker thread; a quick one runs inline."""
+    extra: Mapping[str, Any] = field(default_factory=dict)
+    """Further members of the definition as given (an attached server's `icons`, `_meta`, `execution`)."""
     definition: bytes = field(init=False, default=b"")
     is_async: bool = field(init=False, default=False)
     inline: bool = field(init=False, default=False)
@@ -61,6 +63,7 @@ class ToolSpec:
         if self.signature.output_schema is not None:
             body["outputSchema"] = self.signature.output_schema
         body["annotations"] = self.annotations
+        body.update(self.extra)
         self.definition = _encoder.encode(body)
 
     async def invoke(self, kwargs: dict[str, Any]) -> Any:
@@ -69,6 +72,18 @@ class ToolSpec:
         if self.blocking:
             return await asyncio.to_thread(self.fn, **kwargs)
         return self.fn(**kwargs)
+
+
+class Upstream(Protocol):
+    """Answers a service's non-tool operations itself (an attached server): `op` is the subject's
+    operation (`resources.read`, `prompts.get.<token>`, ...), `params` the request body. Returns the
+    encoded result; raises ProtocolError."""
+
+    def offers(self, feature: str) -> bool:
+        """Whether the upstream has `resources`, `prompts` or `completions`."""
+        ...
+
+    async def operation(self, op: str, params: bytes, headers: Mapping[str, str]) -> bytes: ...
 
 
 class Service:
@@ -98,6 +113,8 @@ class Service:
         self.completers: dict[tuple[str, str, str], Completer] = {}
         self.subscribable = False
         self.lifespan_fn: Lifespan | None = None
+        self.upstream: Upstream | None = None
+        """When set, resources, templates, prompts and completion are forwarded to it whole."""
 
     @overload
     def prompt(self, fn: F, *, name: str | None = None, title: str | None = None, description: str | None = None) -> F: ...
@@ -150,7 +167,9 @@ class Service:
 
     @property
     def has_resources(self) -> bool:
-        return bool(self.resources or self.templates or self.lister)
+        return bool(self.resources or self.templates or self.lister) or (
+            self.upstream is not None and self.upstream.offers("resources")
+        )
 
     def resource(
         self, uri: str, *, name: str | None = None, description: str | None = None, mime_type: str | None = None
@@ -261,6 +280,34 @@ class Service:
             return f
 
         return register(fn) if fn is not None else register
+
+    def add_tool(
+        self,
+        name: str,
+        fn: Callable[..., Any],
+        *,
+        input_schema: dict[str, Any],
+        output_schema: dict[str, Any] | None = None,
+        description: str,
+        annotations: ToolAnnotations,
+        title: str | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Register a tool whose schemas are given rather than derived (an attached server's tools).
+
+        `fn(arguments: dict, ctx: Context)` gets the arguments object whole (checked only to be an
+        object: the schema's owner validates the rest) and returns what a decorated tool may."""
+        if name in self.tools:
+            raise ValueError(f"tool {name!r} is already registered on service {self.name!r}")
+        self.tools[name] = ToolSpec(
+            name=name,
+            fn=fn,
+            description=description,
+            signature=ForeignSignature(input_schema, output_schema),
+            annotations=annotations,
+            title=title,
+            extra=dict(extra or {}),
+        )
 
     def list_tools_result(self) -> bytes:
         """The encoded `tools/list` result: every tool, one page, definitions in registration order."""

@@ -129,18 +129,21 @@ class ListToolsResult(Struct, kw_only=True, omit_defaults=True):
 class TextContent(Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="text"):
     text: str
     annotations: Raw | UnsetType = UNSET
+    meta: Raw | UnsetType = field(default=UNSET, name="_meta")
 
 
 class ImageContent(Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="image"):
     data: str
     mimeType: str
     annotations: Raw | UnsetType = UNSET
+    meta: Raw | UnsetType = field(default=UNSET, name="_meta")
 
 
 class AudioContent(Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="audio"):
     data: str
     mimeType: str
     annotations: Raw | UnsetType = UNSET
+    meta: Raw | UnsetType = field(default=UNSET, name="_meta")
 
 
 class ResourceLink(Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="resource_link"):
@@ -149,10 +152,16 @@ class ResourceLink(Struct, kw_only=True, omit_defaults=True, tag_field="type", t
     mimeType: str | UnsetType = UNSET
     description: str | UnsetType = UNSET
     size: int | UnsetType = UNSET
+    title: str | UnsetType = UNSET
+    icons: Raw | UnsetType = UNSET
+    annotations: Raw | UnsetType = UNSET
+    meta: Raw | UnsetType = field(default=UNSET, name="_meta")
 
 
 class EmbeddedResource(Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="resource"):
     resource: dict[str, Any]
+    annotations: Raw | UnsetType = UNSET
+    meta: Raw | UnsetType = field(default=UNSET, name="_meta")
 
 
 Content = TextContent | ImageContent | AudioContent | ResourceLink | EmbeddedResource
