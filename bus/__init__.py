@@ -49,6 +49,10 @@ from .objects import take_result as take_result
 from .permissions import Permissions as Permissions
 from .serve import Endpoint as Endpoint
 from .serve import Request as Request
+from .snapshot import Snapshot as Snapshot
+from .snapshot import delete_stream as delete_stream
+from .snapshot import restore_stream as restore_stream
+from .snapshot import snapshot_stream as snapshot_stream
 from .subjects import Subjects as Subjects
 from .subjects import is_token as is_token
 from .subjects import tool_token as tool_token
@@ -65,6 +69,10 @@ __all__ = [
     "Permissions",
     "TlsFiles",
     "push_accounts",
+    "Snapshot",
+    "delete_stream",
+    "restore_stream",
+    "snapshot_stream",
     "MSG_ID",
     "Batch",
     "JetStream",

@@ -97,6 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_auth_parser(sub, _common)
 
     from .attach import add_parser as add_attach_parser
+    from .backup import add_parsers as add_backup_parsers
+
+    add_backup_parsers(sub, _common)
 
     add_attach_parser(sub, _common)
     return parser
@@ -113,7 +116,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     if getattr(args, "fs_root", None):
         o.setdefault("fs", {})["roots"] = args.fs_root
     o = _merge_sections(o, getattr(args, "plugin_overrides", {}))
-    if getattr(args, "state_dir", None):
+    if getattr(args, "state_dir", None):  # up, backup, restore
         o["state_dir"] = args.state_dir
     if getattr(args, "max_concurrency", None):
         o.setdefault("responder", {})["max_concurrency"] = args.max_concurrency
@@ -193,6 +196,10 @@ def main(argv: list[str] | None = None) -> int:
             from .up import up_command
 
             return up_command(args, settings)
+        if args.command in ("backup", "restore"):
+            from .backup import backup_command
+
+            return backup_command(args, settings)
         if args.command == "attach":
             from .attach import attach_command
 
