@@ -37,7 +37,7 @@ async def _memory_calls(bus: Bus, root: str) -> tuple[set[str], set[str]]:
     names: set[str] = set()
     for i in range(CALLS):
         call_id = f"bk-{uuid.uuid4().hex}"
-        entities = [
+        entities: list[dict[str, Any]] = [
             {"name": f"e{i}-{j}", "entityType": "thing", "observations": [f"obs {i} {j}"]}
             for j in range(PER_CALL)
         ]
