@@ -70,6 +70,12 @@ class Liveness(Protocol):
     def saw(self, svc: str, instance: str | None) -> None: ...
 
 
+class ShadowSink(Protocol):
+    """Where a successful call is offered for shadowing (bridge/shadow.py); never blocks, never raises."""
+
+    def offer(self, entry: Entry, body: bytes, headers: bytes, call_id: str, result: Raw, stable_ns: int) -> None: ...
+
+
 class Caller:
     """Sends calls for one bridge; `client` is the identity recorded with each call."""
 
@@ -81,8 +87,10 @@ class Caller:
         liveness: Liveness,
         breakers: Breakers,
         seam: BridgeSeam | None = None,
+        shadow: ShadowSink | None = None,
     ) -> None:
         self._liveness = liveness
+        self._shadow = shadow
         self._bus = bus
         self._settings = settings
         self._client = client
@@ -133,6 +141,7 @@ class Caller:
         headers = add_headers(fixed, per_call)
         breaker = self.breakers.get(svc)
         breaker.before_call()
+        t0 = time.perf_counter_ns()
         try:
             result = await self._with_retries(entry, subject, body, headers, deadline, notify, call_id, seconds, req)
         except (ServiceDown, OutcomeUnknown, CallTimeout):
@@ -150,6 +159,8 @@ class Caller:
             breaker.probing = False  # cancelled or unexpected: not evidence either way
             raise
         breaker.success()
+        if self._shadow is not None:
+            self._shadow.offer(entry, body, headers, call_id, result, time.perf_counter_ns() - t0)
         return result
 
     async def _with_retries(

@@ -36,6 +36,7 @@ from .notices import Notices
 from .prompts import Prompts
 from .resources import Resources
 from .seam import BridgeSeam
+from .shadow import Shadow
 
 log = logging.getLogger(__name__)
 
@@ -99,10 +100,11 @@ class Upstream:
         ]
         self.bus, self.discovery = bus, discovery
         self.prompts = Prompts(bus, discovery, b)
-        self.caller = Caller(bus, b, self._client, discovery, self.breakers, self._seam)
+        shadow = Shadow(bus)  # rollout shadows (bridge/shadow.py): read-only calls copied to a candidate
+        self.caller = Caller(bus, b, self._client, discovery, self.breakers, self._seam, shadow)
         self.resources = Resources(bus, discovery, min(30.0, b.call_timeout))
         try:
-            async with asyncio.TaskGroup() as tg:
+            async with shadow, asyncio.TaskGroup() as tg:
                 first = tg.create_task(self._mark_ready(discovery), name="first catalog")
                 sweeps = tg.create_task(discovery.run(), name="discovery")
                 lost = tg.create_task(bus.closed.wait(), name="connection watch")

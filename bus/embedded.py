@@ -28,6 +28,8 @@ _HTTP: Final = re.compile(rb"Starting http monitor on 127\.0\.0\.1:(\d+)")
 _READY: Final = b"Server is ready"
 _KEY_ENV: Final = "MCP_NATS_SERVER_STORE_KEY"
 _PREV_KEY_ENV: Final = "MCP_NATS_SERVER_PREV_STORE_KEY"
+MAPPINGS_FILE: Final = "mappings.conf"
+"""Beside the generated config, which includes it: the subject mappings `mcp-nats rollout` manages."""
 
 
 def die_with_parent() -> None:
@@ -169,12 +171,17 @@ class EmbeddedServer:
             lines.insert(2, f"http: 127.0.0.1:{self.http_port}")
         if self.extra_config:
             lines.append(self.extra_config)
+        # Subject mappings (`mcp-nats rollout`) live in their own file, rewritten and applied by a reload.
+        lines.append(f'include "{MAPPINGS_FILE}"')
         return "\n".join(lines) + "\n"
 
     def start(self, timeout: float = 15.0, abort: threading.Event | None = None) -> EmbeddedServer:
         """Start the server and return once it accepts clients. Raises EmbeddedServerError, also when
         `abort` is set meanwhile (Ctrl-C in `up`): the server it started is stopped first."""
         self.store_dir.mkdir(parents=True, exist_ok=True)
+        mappings = self.store_dir / MAPPINGS_FILE
+        if not mappings.exists():
+            mappings.write_text("# subject mappings written by `mcp-nats rollout`; applied by a config reload\n")
         self.config_path.write_text(self.config_text())
         offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         self.process = subprocess.Popen(

@@ -101,6 +101,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_backup_parsers(sub, _common)
 
+    from .rollout import add_parser as add_rollout_parser
+
+    add_rollout_parser(sub, _common)
+
     add_attach_parser(sub, _common)
     return parser
 
@@ -196,6 +200,10 @@ def main(argv: list[str] | None = None) -> int:
             from .up import up_command
 
             return up_command(args, settings)
+        if args.command == "rollout":
+            from .rollout import rollout_command
+
+            return rollout_command(args, settings)
         if args.command in ("backup", "restore"):
             from .backup import backup_command
 
