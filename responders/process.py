@@ -20,6 +20,7 @@ from schemas.config import Settings
 from schemas.observe import CallObserver, Observers
 
 from .audit import AuditLog, spool_root
+from .consul import registered
 from .plugin import ServiceRuntime
 from .runtime import ServiceRunner, new_instance_id
 from .service import Service
@@ -83,6 +84,7 @@ async def serve(
                 tracer=observers.tracer,
             )
             await stack.enter_async_context(service.open(runtime))
+            await stack.enter_async_context(registered(settings.consul, service, instance=instance, root=bus.subjects.root))
             lost: list[str] = []
             async with asyncio.TaskGroup() as tg:
                 ready_event = asyncio.Event()

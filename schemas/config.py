@@ -139,6 +139,21 @@ class MetricsSettings(Struct, kw_only=True, frozen=True, forbid_unknown_fields=T
     <state_dir>/prometheus/ for Prometheus' file-based discovery)."""
 
 
+class ConsulSettings(Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    """Registration of every responder instance with a Consul agent (responders/consul.py)."""
+
+    address: str = ""
+    """The local agent's HTTP address, e.g. "http://127.0.0.1:8500". Empty: no registration."""
+    token: str = ""
+    """ACL token sent as X-Consul-Token (needs service:write on mcp-<service>)."""
+    ttl: Positive = 15.0
+    """Seconds of the TTL health check; the instance reports passing every ttl/3 while it serves."""
+    deregister_after: Positive = 60.0
+    """Consul removes an instance whose check stayed critical this long (a process killed without draining)."""
+    timeout: Positive = 5.0
+    """Seconds an agent request may take."""
+
+
 class Settings(Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
     state_dir: str = ""
     """Where `up` keeps the server's data and the URL in use. Empty: $XDG_STATE_HOME/mcp-nats."""
@@ -148,6 +163,7 @@ class Settings(Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
     audit: AuditSettings = field(default_factory=AuditSettings)
     events: EventsSettings = field(default_factory=EventsSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    consul: ConsulSettings = field(default_factory=ConsulSettings)
     services: dict[str, Struct] = field(default_factory=dict)
     """Each service plugin's own section (`[fs]`, `[memory]`, `[postgres]`, ...), parsed by the plugin's
     settings Struct when the configuration is loaded (cli/config.py); a section not given is absent."""
