@@ -1,7 +1,7 @@
 """Shadow traffic: read-only tool calls of a shadowed service are sent again to its candidate, the
 two results compared and the comparison recorded; the candidate's reply never reaches the client.
 
-    async with Shadow(bus) as shadow:        # reads the rollout bucket now and every POLL seconds
+    async with Shadow(bus) as shadow:        # reads the rollout bucket now and every second
         caller = Caller(..., shadow=shadow)  # calls.py offers each successful call: offer() never blocks
 
 Owns a task group: the poller and one task per shadow call, at most `max_in_flight` at once per
@@ -33,6 +33,8 @@ from .catalog import Entry
 log = logging.getLogger(__name__)
 
 POLL: Final = 1.0
+IDLE_POLL: Final = 5.0
+"""While the rollout bucket does not exist (no shadow was ever set), look for it less often."""
 TIMEOUT: Final = 30.0
 _DIFF_MAX: Final = 4096
 _sorted: Final = msgspec.json.Encoder(order="sorted")
@@ -64,7 +66,7 @@ class Shadow:
 
     async def _poll(self) -> None:
         while True:
-            await asyncio.sleep(POLL)
+            await asyncio.sleep(POLL if self._kv is not None else IDLE_POLL)
             await self._poll_once()
 
     async def _poll_once(self) -> None:

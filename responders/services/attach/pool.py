@@ -151,6 +151,12 @@ class ChildPool:
                     async with asyncio.timeout(wait):
                         await self._cond.wait()
 
+    async def wait_until(self, predicate: Callable[[], bool]) -> None:
+        """Return once `predicate()` holds, checked whenever a child starts or stops or a lease ends (no deadline
+        here: the caller bounds it)."""
+        async with self._cond:
+            await self._cond.wait_for(predicate)
+
     async def _changed(self) -> None:
         async with self._cond:
             self._cond.notify_all()
