@@ -15,10 +15,16 @@ from typing import Any
 
 TOOLS = [
     {"name": "pid", "inputSchema": {"type": "object"}, "annotations": {"readOnlyHint": True}},
-    {"name": "wait", "inputSchema": {"type": "object", "properties": {"seconds": {"type": "number"}}},
-     "annotations": {"readOnlyHint": True}},
-    {"name": "append", "inputSchema": {"type": "object", "properties": {"seconds": {"type": "number"}}},
-     "annotations": {"readOnlyHint": False, "idempotentHint": False}},
+    {
+        "name": "wait",
+        "inputSchema": {"type": "object", "properties": {"seconds": {"type": "number"}}},
+        "annotations": {"readOnlyHint": True},
+    },
+    {
+        "name": "append",
+        "inputSchema": {"type": "object", "properties": {"seconds": {"type": "number"}}},
+        "annotations": {"readOnlyHint": False, "idempotentHint": False},
+    },
 ]
 _lock = threading.Lock()
 
@@ -41,9 +47,17 @@ def main() -> None:
         msg = json.loads(line)
         method, rid = msg.get("method"), msg.get("id")
         if method == "initialize":
-            send({"jsonrpc": "2.0", "id": rid, "result": {
-                "protocolVersion": msg["params"]["protocolVersion"], "capabilities": {"tools": {}},
-                "serverInfo": {"name": "stdio-child", "version": "1.0.0"}}})
+            send(
+                {
+                    "jsonrpc": "2.0",
+                    "id": rid,
+                    "result": {
+                        "protocolVersion": msg["params"]["protocolVersion"],
+                        "capabilities": {"tools": {}},
+                        "serverInfo": {"name": "stdio-child", "version": "1.0.0"},
+                    },
+                }
+            )
         elif method == "tools/list":
             send({"jsonrpc": "2.0", "id": rid, "result": {"tools": TOOLS}})
         elif method == "tools/call":

@@ -262,3 +262,33 @@ async def test_cancellation_reaches_the_child(
             assert errors == ["cancelled"]
             r = await c.call_tool(f"{SVC}_echo", {"message": "still here"})
             assert r.content[0].text == "Echo: still here"  # type: ignore[union-attr]
+
+
+async def test_resource_updates_of_the_child_reach_a_subscribed_client(
+    attached: Attached, responders: Responders, bridge_argv: list[str]
+) -> None:
+    """The child's notifications/resources/updated (it is subscribed to every listed resource) reach a client
+    subscribed to that URI, as our resource_updated events."""
+    from mcp.shared.exceptions import MCPDeprecationWarning
+
+    entry = everything_entry()
+    attached.start(SVC, ["node", str(entry), "stdio"])
+    await responders.wait_instances(SVC, 1, timeout=60)
+    updates: list[str] = []
+    arrived = anyio.Event()
+
+    async def on_message(message: Any) -> None:
+        if isinstance(message, types.ResourceUpdatedNotification):
+            updates.append(str(message.params.uri))
+            arrived.set()
+
+    with anyio.fail_after(60):
+        async with bridge_client(bridge_argv, mode="legacy", message_handler=on_message) as c:
+            uri = str((await c.list_resources()).resources[0].uri)
+            with pytest.warns(MCPDeprecationWarning):
+                await c.subscribe_resource(uri)
+            await c.call_tool(
+                f"{SVC}_toggle-subscriber-updates", {}
+            )  # the server sends one update per subscribed URI now
+            await arrived.wait()
+    assert updates[0] == uri and set(updates) == {uri}  # only the URI this client subscribed to

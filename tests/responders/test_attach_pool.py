@@ -25,12 +25,26 @@ def ctx() -> Context:
     async def send(_: bytes) -> None:
         return None
 
-    return Context(call_id="c1", service="t", tool="x", client="", protocol_version="2025-06-18", deadline=None,
-                   progress_token=None, send=send)
+    return Context(
+        call_id="c1",
+        service="t",
+        tool="x",
+        client="",
+        protocol_version="2025-06-18",
+        deadline=None,
+        progress_token=None,
+        send=send,
+    )
 
 
 def pool(**limits: Any) -> ChildPool:
-    return ChildPool(CHILD, service="t", limits=PoolLimits(**limits), cwd=str(REPO), env={**os.environ, "PYTHONPATH": str(REPO)})
+    return ChildPool(
+        CHILD,
+        service="t",
+        limits=PoolLimits(**limits),
+        cwd=str(REPO),
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
 
 
 async def _kill_soon(p: ChildPool, after: float) -> int:
@@ -45,7 +59,9 @@ async def test_a_read_only_call_is_retried_on_another_child_after_its_child_died
     """`wait` is read-only: killed mid-call, it is answered by a new child."""
     async with pool(size=2, backoff_max=0.5) as p:
         fwd = Forwarder(p, await read_catalog(p))
-        killed, result = await asyncio.gather(_kill_soon(p, 0.3), fwd.call_tool("wait", {"seconds": 1.0}, ctx(), True))
+        killed, result = await asyncio.gather(
+            _kill_soon(p, 0.3), fwd.call_tool("wait", {"seconds": 1.0}, ctx(), True)
+        )
         answered_by = int(result.content[0].text)  # type: ignore[union-attr]
         assert answered_by != killed and answered_by in [c.pid for c in p.children]
 
@@ -64,8 +80,14 @@ async def test_catalog_tools_keep_their_schema_and_annotations() -> None:
     async with pool() as p:
         svc = build_service("t", Forwarder(p, await read_catalog(p)))
         assert list(svc.tools) == ["pid", "wait", "append"]
-        assert svc.tools["wait"].signature.input_schema == {"type": "object", "properties": {"seconds": {"type": "number"}}}
-        assert svc.tools["append"].annotations.readOnlyHint is False and svc.tools["pid"].annotations.readOnlyHint is True
+        assert svc.tools["wait"].signature.input_schema == {
+            "type": "object",
+            "properties": {"seconds": {"type": "number"}},
+        }
+        assert (
+            svc.tools["append"].annotations.readOnlyHint is False
+            and svc.tools["pid"].annotations.readOnlyHint is True
+        )
 
 
 async def test_idle_children_stop_down_to_one_and_old_ones_are_replaced() -> None:
