@@ -15,11 +15,12 @@ A bridge without JetStream, or without the bucket, shadows nothing.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import difflib
 import logging
 import time
-from typing import Final
+from typing import Any, Final
 
 import msgspec
 from msgspec import Raw
@@ -53,16 +54,18 @@ class Shadow:
         self._revision = 0
 
     async def __aenter__(self) -> Shadow:
-        self._tg = asyncio.TaskGroup()
-        await self._tg.__aenter__()
+        self._stack = contextlib.AsyncExitStack()
+        self._tg = await self._stack.enter_async_context(asyncio.TaskGroup())
         await self._poll_once()
         self._poller = self._tg.create_task(self._poll(), name="shadow poller")
         return self
 
-    async def __aexit__(self, *exc: object) -> None:
+    async def __aexit__(self, *exc: Any) -> bool | None:
         self._poller.cancel()
-        assert self._tg is not None
-        await self._tg.__aexit__(None, None, None)  # shadow calls in flight finish (each bounded by TIMEOUT)
+        try:
+            return await self._stack.__aexit__(*exc)  # shadow calls in flight finish (each bounded by TIMEOUT)
+        finally:
+            self._tg = None
 
     async def _poll(self) -> None:
         while True:
