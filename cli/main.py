@@ -186,8 +186,10 @@ def main(argv: list[str] | None = None) -> int:
 
             settings = with_state_auth(settings, "service", getattr(args, "service_name", None) or args.service)
             return serve_command(args, settings)
-        if args.command in ("status", "audit"):
+        if args.command in ("status", "audit", "rollout", "backup", "restore"):
             settings = with_state_auth(settings, "admin")
+        if args.command == "attach":
+            settings = with_state_auth(settings, "service", args.attach_service)
         if args.command == "auth":
             from .auth import auth_command
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import signal
 import subprocess
 import time
@@ -128,29 +129,45 @@ def mappings_text(state: RolloutState) -> str:
 
 
 def apply(sdir: Path, config: Path, state: RolloutState, timeout: float = 10.0) -> None:
-    """Write mappings.conf, check the whole config with `nats-server -t`, reload the server (SIGHUP) and wait
-    until its log says it reloaded. The previous mappings are put back if the check fails. Raises RuntimeError."""
+    """Write mappings.conf, check it with `nats-server -t`, reload the server (SIGHUP) and wait until its log
+    says it reloaded. The previous mappings are put back if the check fails. Raises RuntimeError, also when
+    the server runs in operator (JWT) mode, where server-level mappings would not apply to any account."""
     from bus import find_binary
     from bus.embedded import MAPPINGS_FILE
 
+    try:
+        server_conf = config.read_text()
+    except OSError:
+        raise RuntimeError(f"no server config at {config}: is the server running (mcp-nats up)?") from None
+    if re.search(r"^\s*operator\s*[:=]", server_conf, re.M):
+        raise RuntimeError(
+            "auth is on (operator mode): clients live in accounts, where a server-level mapping does not apply; "
+            "subject mappings then belong in the clients' account JWT, which `mcp-nats rollout` does not write yet. "
+            "Run the canary on a server started with `mcp-nats up --no-auth`, or add the mapping to the account"
+        )
+    if MAPPINGS_FILE not in server_conf:
+        raise RuntimeError(f'{config} does not include {MAPPINGS_FILE}: add the line  include "{MAPPINGS_FILE}"  and reload')
     path = sdir / MAPPINGS_FILE
     old = path.read_text() if path.exists() else None
     tmp = path.with_name(f".{path.name}.partial")
     tmp.write_text(mappings_text(state))
-    tmp.replace(path)
-    check = subprocess.run(
-        [find_binary(), "-t", "-c", str(config)], capture_output=True, text=True, timeout=30, check=False
-    )
+    # Checked on its own: the server's config may name secrets from its environment (the store key).
+    probe = sdir / ".mappings-check.conf"
+    probe.write_text(f'listen: "127.0.0.1:-1"\ninclude "{tmp.name}"\n')
+    try:
+        check = subprocess.run([find_binary(), "-t", "-c", str(probe)], capture_output=True, text=True, timeout=30, check=False)
+    finally:
+        probe.unlink(missing_ok=True)
     if check.returncode != 0:
-        if old is not None:
-            path.write_text(old)
-        raise RuntimeError(
-            f"the server config with the new mappings does not parse: {(check.stdout + check.stderr).strip()}"
-        )
+        tmp.unlink(missing_ok=True)
+        raise RuntimeError(f"the new mappings do not parse: {(check.stdout + check.stderr).strip()}")
+    tmp.replace(path)
     pid_file = sdir / "nats-server.pid"
     try:
         pid = int(pid_file.read_text().strip())
     except (OSError, ValueError):
+        if old is not None:
+            path.write_text(old)
         raise RuntimeError(f"no server pid in {pid_file}: is the server running (mcp-nats up)?") from None
     logf = sdir / "nats-server.log"
     offset = logf.stat().st_size if logf.exists() else 0
@@ -168,9 +185,7 @@ def apply(sdir: Path, config: Path, state: RolloutState, timeout: float = 10.0) 
             if RELOADED in f.read():
                 return
         time.sleep(0.05)
-    raise RuntimeError(
-        f"the server (pid {pid}) did not confirm the reload within {timeout:.0f} s (see {logf})"
-    )
+    raise RuntimeError(f"the server (pid {pid}) did not confirm the reload within {timeout:.0f} s (see {logf})")
 
 
 async def instances(settings: Settings, service: str) -> int:

@@ -92,3 +92,37 @@ async def test_canary_sends_its_weight_then_all_then_none(tmp_path: Path, root: 
     finally:
         r.stop_all()
         server.stop()
+
+
+async def test_canary_is_refused_when_the_server_runs_in_operator_mode(
+    responders: Responders, nats_server: EmbeddedServer, root: str, tmp_path: Path
+) -> None:
+    """With auth on (operator mode) a server-level mapping would apply to no account: rollout refuses and says why."""
+    sdir = tmp_path / "server"
+    sdir.mkdir()
+    (sdir / "nats-server.conf").write_text('operator: "eyJ0eXAi..."\ninclude "mappings.conf"\n')
+    responders.start("demo", "--name", "demo-next")
+    await responders.wait_instances("demo-next", 1)
+    done = subprocess.run(
+        [
+            MCP_NATS,
+            "rollout",
+            "canary",
+            "demo",
+            "--to",
+            "demo-next",
+            "--nats-url",
+            nats_server.url,
+            "--subject-root",
+            root,
+            "--server-dir",
+            str(sdir),
+        ],
+        env=child_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 1 and "operator mode" in done.stderr
+    assert not (sdir / "mappings.conf").exists()
