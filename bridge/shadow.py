@@ -9,7 +9,7 @@ bridge (a call beyond that is skipped and counted, never queued). Only tools who
 say `readOnlyHint: true` are ever shadowed. The copy gets its own call id (`<id>.shadow`) so that
 its audit record is not taken for a duplicate of the original. Results go to
 `<root>.rollout.shadow.<svc>`, kept by the rollout stream (`mcp-nats rollout report` reads it).
-A bridge without JetStream, or without the bucket, shadows nothing.
+A bridge without JetStream, without the bucket, or with credentials (auth on), shadows nothing.
 """
 
 from __future__ import annotations
@@ -52,16 +52,21 @@ class Shadow:
         self._tg: asyncio.TaskGroup | None = None
         self._kv: KeyValue | None = None
         self._revision = 0
+        self._poller: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> Shadow:
         self._stack = contextlib.AsyncExitStack()
         self._tg = await self._stack.enter_async_context(asyncio.TaskGroup())
-        await self._poll_once()
-        self._poller = self._tg.create_task(self._poll(), name="shadow poller")
+        # With credentials (auth on) the bridge's account has no JetStream and its permissions do not cover the
+        # rollout subjects: asking would only be refused, again and again. Such a bridge shadows nothing.
+        if not self._bus.settings.credentials:
+            await self._poll_once()
+            self._poller = self._tg.create_task(self._poll(), name="shadow poller")
         return self
 
     async def __aexit__(self, *exc: Any) -> bool | None:
-        self._poller.cancel()
+        if self._poller is not None:
+            self._poller.cancel()
         try:
             return await self._stack.__aexit__(*exc)  # shadow calls in flight finish (each bounded by TIMEOUT)
         finally:
