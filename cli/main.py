@@ -42,7 +42,9 @@ def _common(p: argparse.ArgumentParser, url_flags: tuple[str, ...] = ("--url", "
     p.add_argument("--log-level", default=os.environ.get("MCP_NATS_LOG_LEVEL"), help="debug, info, warning or error (logs go to stderr)")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The whole command line; with `command` given (the word the user typed), the service plugins are
+    imported (for `serve`'s sub-commands) only when that command is `serve`, so other commands start fast."""
     parser = argparse.ArgumentParser(prog="mcp-nats", description="MCP services on a NATS message bus.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -65,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from .serve import add_serve_parser
 
-    add_serve_parser(sub, _common)
+    add_serve_parser(sub, _common, plugins=command in (None, "serve"))
 
     bridge = sub.add_parser(
         "bridge",
@@ -144,7 +146,8 @@ def main(argv: list[str] | None = None) -> int:
     if given[:1] == ["attach"] and "--" in given:  # everything after -- is the attached server's command
         cut = given.index("--")
         ours, child = given[:cut], given[cut + 1 :]
-    args = build_parser().parse_args(ours)
+    command = next((w for w in ours if not w.startswith("-")), None)
+    args = build_parser(command).parse_args(ours)
     args.argv = given
     if args.command == "attach":
         args.child_command = child

@@ -35,8 +35,9 @@ _KINDS: dict[str, dict[str, Any]] = {
 }
 
 
-def add_serve_parser(sub: Any, common: Callable[..., None]) -> None:
-    """`serve` with one sub-command per installed service plugin."""
+def add_serve_parser(sub: Any, common: Callable[..., None], *, plugins: bool = True) -> None:
+    """`serve` with one sub-command per installed service plugin (none when `plugins` is false: the
+    command line is being parsed for another command, which need not import them)."""
     serve = sub.add_parser(
         "serve",
         help="run responders for one service against any NATS",
@@ -44,7 +45,7 @@ def add_serve_parser(sub: Any, common: Callable[..., None]) -> None:
         "SIGTERM drains: in-flight calls finish, then the process exits.",
     )
     services = serve.add_subparsers(dest="service", required=True, metavar="SERVICE")
-    for name in registry.names():
+    for name in registry.names() if plugins else ():
         try:
             plugin: ServicePlugin[Any] | None = registry.get(name, check=False)
         except Exception as exc:  # a broken plugin must not take the whole command line down

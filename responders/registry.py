@@ -8,12 +8,14 @@ when that service is asked for, never when another one is.
 from __future__ import annotations
 
 import importlib
-import importlib.metadata
 import logging
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from .errors import MissingExtra, UnknownService
 from .plugin import ServicePlugin
+
+if TYPE_CHECKING:
+    from importlib.metadata import EntryPoint
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +34,10 @@ def unregister(name: str) -> None:
     _registered.pop(name, None)
 
 
-def _entry_points() -> dict[str, importlib.metadata.EntryPoint]:
-    return {ep.name: ep for ep in importlib.metadata.entry_points(group=GROUP)}
+def _entry_points() -> dict[str, EntryPoint]:
+    from importlib.metadata import entry_points  # costs ~25 ms: only when a service is looked up
+
+    return {ep.name: ep for ep in entry_points(group=GROUP)}
 
 
 def names() -> list[str]:
