@@ -7,6 +7,7 @@
     python -m bench auth            # auth on versus off (operator mode, crossing the import), same run
     python -m bench vector          # the vector service through the bridge (store, find) and embeddings/s
     python -m bench search          # search queries/s on a 10,000-document index through the bridge
+    python -m bench postgres        # one-row primary-key query: bridge vs @modelcontextprotocol/server-postgres
 
 Exit status: 0 when every call succeeded (whether or not the targets were met), 1 when a
 call failed, 2 when the run could not be set up.
@@ -67,6 +68,11 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    raw = sys.argv[1:] if argv is None else argv
+    if raw[:1] == ["postgres"]:
+        from .postgres import main as postgres
+
+        return postgres(raw[1:])
     args = _parser().parse_args(argv)
     if args.command == "auth":
         from .auth import auth_bench
