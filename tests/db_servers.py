@@ -1,6 +1,6 @@
 """Real PostgreSQL and Redis servers for the database service tests.
 
-PostgreSQL: `MCP_NATS_TEST_PG_URL` (an admin URL), else the machine's server at 127.0.0.1:5432
+PostgreSQL: `MCP_NATS_TEST_PG_URL` (an admin URL; the word `throwaway` skips the next step), else the machine's server at 127.0.0.1:5432
 (user postgres), else a throwaway cluster from the installed binaries (initdb + pg_ctl, as user
 postgres when we are root), else None with the reason. Redis: `MCP_NATS_TEST_REDIS_URL`, else a
 throwaway `redis-server` on a free port, else None. Throwaway servers bind 127.0.0.1, live in a
@@ -63,12 +63,12 @@ def _pg_bindir() -> Path | None:
 def postgres_admin_url() -> Iterator[str | None]:
     """An admin URL for a PostgreSQL server (see the module docstring); None when there is none, with
     `postgres_admin_url.reason` set."""
-    env = os.environ.get("MCP_NATS_TEST_PG_URL")
-    if env:
+    env = os.environ.get("MCP_NATS_TEST_PG_URL", "")
+    if env and env != "throwaway":
         yield env
         return
     local = "postgresql://postgres@127.0.0.1:5432/postgres"
-    if _reachable(local):
+    if env != "throwaway" and _reachable(local):
         yield local
         return
     bindir = _pg_bindir()

@@ -178,9 +178,18 @@ class Database:
                             "the statement ended the call's transaction (COMMIT, ROLLBACK, END or PREPARE TRANSACTION): "
                             "transaction control is not allowed; every call is its own transaction"
                         )
-                except BaseException:
-                    raise  # the pool's reset rolls the transaction back and resets the session (_reset)
-                # The end of the transaction and the session reset in one round trip; the pool's reset then
-                # knows (by the backend pid) that this connection is clean.
-                await conn.execute(("COMMIT;\n" if not readonly else "ROLLBACK;\n") + conn.get_reset_query())
-                self._clean.add(conn.get_server_pid())
+                except Exception:
+                    # Roll back and reset here (a cancelled call leaves that to the pool, which waits for the
+                    # server to confirm the cancel first); a connection that cannot is dropped by the pool.
+                    with contextlib.suppress(asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
+                        await self._end(conn, "ROLLBACK" if conn.is_in_transaction() else "")
+                    raise
+                await self._end(conn, "COMMIT" if not readonly else "ROLLBACK")
+
+    async def _end(self, conn: asyncpg.Connection, verb: str) -> None:
+        """End the transaction and reset the session in one round trip; the pool's reset then knows (by the
+        backend pid) that this connection is clean."""
+        if conn.is_closed():
+            return
+        await conn.execute((f"{verb};\n" if verb else "") + conn.get_reset_query())
+        self._clean.add(conn.get_server_pid())
