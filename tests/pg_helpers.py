@@ -4,14 +4,22 @@ not a missing grant), and the state snapshot the bypass table compares after eac
 
 from __future__ import annotations
 
+import asyncio
 import os
+import time
 import uuid
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
+import pytest
+from mcp.types import CallToolResult, TextContent
+
+from . import db_servers
+from .conftest import Responders
 
 
 @dataclass(frozen=True)
@@ -119,3 +127,54 @@ async def snapshot(db: PgDatabase) -> dict[str, Any]:
         }
     finally:
         await conn.close()
+
+
+@pytest.fixture(scope="session", name="pg_admin")
+def pg_admin_url() -> Iterator[str]:
+    with db_servers.postgres_admin_url() as url:
+        if url is None:
+            pytest.skip(db_servers.missing.reason)
+        yield url
+
+
+@pytest.fixture(name="pg")
+async def pg_database(pg_admin: str, tmp_path: Path) -> AsyncIterator[PgDatabase]:
+    os.chmod(
+        tmp_path, 0o777
+    )  # so only the database role, not file modes, stands between COPY TO and this directory
+    db = await create(pg_admin, tmp_path)
+    try:
+        yield db
+    finally:
+        await drop(pg_admin, db)
+
+
+def text_of(result: CallToolResult) -> str:
+    return "\n".join(c.text for c in result.content if isinstance(c, TextContent))
+
+
+async def active(db: PgDatabase, like: str) -> list[str]:
+    """Queries of the service's sessions that are running now (not this probe)."""
+    conn = await asyncpg.connect(db.admin_url, timeout=10)
+    try:
+        rows = await conn.fetch(
+            "SELECT query FROM pg_stat_activity WHERE usename = $1 AND state = 'active' AND query LIKE $2 AND pid <> pg_backend_pid()",
+            db.role,
+            like,
+        )
+        return [r[0] for r in rows]
+    finally:
+        await conn.close()
+
+
+async def wait_until(predicate: Any, timeout: float, what: str) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if await predicate():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"not within {timeout} s: {what}")
+
+
+def start_pg(responders: Responders, db: PgDatabase, *args: str, env: dict[str, str] | None = None) -> None:
+    responders.start("postgres", "--url", db.reader_url, *args, env=env)

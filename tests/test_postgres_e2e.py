@@ -10,250 +10,32 @@ import asyncio
 import os
 import subprocess
 import time
-from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import anyio
 import asyncpg
 import jsonschema
 import msgspec
 import pytest
-from mcp.types import CallToolResult, TextContent
+from mcp.types import CallToolResult
 
 from bus import Bus, connect
 from schemas.config import NatsSettings
 
-from . import db_servers, pg_helpers
+from . import db_servers
 from .conftest import MCP_NATS, Responders, child_env
 from .e2e_helpers import bridge_client
-from .pg_helpers import PgDatabase
+from .pg_helpers import (  # noqa: F401 - pg_admin_url, pg_database: the fixtures pg_admin and pg
+    PgDatabase,
+    active,
+    pg_admin_url,
+    pg_database,
+    start_pg,
+    text_of,
+    wait_until,
+)
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture(scope="session")
-def pg_admin() -> Iterator[str]:
-    with db_servers.postgres_admin_url() as url:
-        if url is None:
-            pytest.skip(db_servers.missing.reason)
-        yield url
-
-
-@pytest.fixture
-async def pg(pg_admin: str, tmp_path: Path) -> AsyncIterator[PgDatabase]:
-    os.chmod(
-        tmp_path, 0o777
-    )  # so only the database role, not file modes, stands between COPY TO and this directory
-    db = await pg_helpers.create(pg_admin, tmp_path)
-    try:
-        yield db
-    finally:
-        await pg_helpers.drop(pg_admin, db)
-
-
-def text_of(result: CallToolResult) -> str:
-    return "\n".join(c.text for c in result.content if isinstance(c, TextContent))
-
-
-async def active(db: PgDatabase, like: str) -> list[str]:
-    """Queries of the service's sessions that are running now (not this probe)."""
-    conn = await asyncpg.connect(db.admin_url, timeout=10)
-    try:
-        rows = await conn.fetch(
-            "SELECT query FROM pg_stat_activity WHERE usename = $1 AND state = 'active' AND query LIKE $2 AND pid <> pg_backend_pid()",
-            db.role,
-            like,
-        )
-        return [r[0] for r in rows]
-    finally:
-        await conn.close()
-
-
-async def wait_until(predicate: Any, timeout: float, what: str) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if await predicate():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"not within {timeout} s: {what}")
-
-
-@dataclass(frozen=True)
-class Bypass:
-    name: str
-    sql: str
-    refused: bool
-    """True: the call must fail (isError). False: it may succeed, but must change nothing."""
-    then: str | None = None
-    """A write attempted in the next call (same connection: pool of one), which must be refused."""
-
-
-def bypasses(db: PgDatabase) -> list[Bypass]:
-    f = db.tmp
-    write = "INSERT INTO items (name) VALUES ('pwned')"
-    return [
-        Bypass("COMMIT prefix", f"COMMIT; {write}", True),
-        Bypass("ROLLBACK prefix", "ROLLBACK; DELETE FROM items", True),
-        Bypass("END prefix", "END; DELETE FROM items", True),
-        Bypass("COMMIT alone, write next", "COMMIT", True, then=write),
-        Bypass("second statement", "SELECT 1; DELETE FROM items", True),
-        Bypass("second statement, comment", "SELECT 1 /* x */; DROP TABLE kinds", True),
-        Bypass("writable CTE", "WITH d AS (DELETE FROM items RETURNING *) SELECT count(*) FROM d", True),
-        Bypass("writable CTE insert", f"WITH x AS (SELECT 1) {write}", True),
-        Bypass("plain write", "UPDATE items SET price = 0", True),
-        Bypass("DDL", "CREATE TABLE pwned (x int)", True),
-        Bypass(
-            "set_config transaction_read_only",
-            "SELECT set_config('transaction_read_only', 'off', false)",
-            True,
-            then=write,
-        ),
-        Bypass(
-            "set_config local", "SELECT set_config('transaction_read_only', 'off', true)", True, then=write
-        ),
-        Bypass("SET transaction_read_only", "SET transaction_read_only = off", False, then=write),
-        Bypass(
-            "DO block that sets read-write",
-            f"DO $$ BEGIN SET transaction_read_only = off; {write}; END $$",
-            True,
-        ),
-        Bypass(
-            "DO block with set_config",
-            f"DO $$ BEGIN PERFORM set_config('transaction_read_only', 'off', true); {write}; END $$",
-            True,
-        ),
-        Bypass(
-            "SET SESSION CHARACTERISTICS",
-            "SET SESSION CHARACTERISTICS AS TRANSACTION READ WRITE",
-            False,
-            then=write,
-        ),
-        Bypass("default_transaction_read_only", "SET default_transaction_read_only = off", False, then=write),
-        Bypass("DO block", f"DO $$ BEGIN {write}; END $$", True),
-        Bypass("DO block with COMMIT", f"DO $$ BEGIN COMMIT; {write}; END $$", True),
-        Bypass("COPY TO file", f"COPY items TO '{f}/copy.csv'", True),
-        Bypass("COPY query TO file", f"COPY (SELECT 1) TO '{f}/copy2.csv'", True),
-        Bypass("COPY TO PROGRAM", f"COPY items TO PROGRAM 'touch {f}/program'", True),
-        Bypass("COPY FROM", "COPY items FROM '/etc/hostname'", True),
-        Bypass("pg_read_file", "SELECT pg_read_file('/etc/passwd')", True),
-        Bypass("pg_read_binary_file", "SELECT pg_read_binary_file('/etc/passwd')", True),
-        Bypass("pg_ls_dir", "SELECT pg_ls_dir('/')", True),
-        Bypass("lo_import", "SELECT lo_import('/etc/passwd')", True),
-        Bypass("nextval", "SELECT nextval('counter')", True),
-        Bypass("nextval serial", "SELECT nextval('items_id_seq')", True),
-        Bypass("setval", "SELECT setval('counter', 1000)", True),
-        Bypass("advisory lock left held", "SELECT pg_advisory_lock(4242)", False),
-        Bypass("advisory lock shared", "SELECT pg_advisory_lock_shared(4243)", False),
-        Bypass("LISTEN", "LISTEN pwn", False),
-        Bypass("NOTIFY", "NOTIFY pwn, 'payload'", False),
-        Bypass("pg_notify", "SELECT pg_notify('pwn', 'payload')", False),
-        Bypass("PREPARE TRANSACTION", "PREPARE TRANSACTION 'pwn'", True),
-        Bypass("VOLATILE function that writes", "SELECT bump()", True),
-        Bypass("SET ROLE", "SET ROLE postgres", True),
-        Bypass("ALTER ROLE", f"ALTER ROLE {db.role} SUPERUSER", True),
-        Bypass("pg_sleep past the timeout", "SELECT pg_sleep(30)", True),
-        Bypass(
-            "timeout disabled inside the statement",
-            "SELECT set_config('statement_timeout', '0', true), pg_sleep(30)",
-            True,
-        ),
-        Bypass("huge result", "SELECT generate_series(1, 50000000)", False),
-    ]
-
-
-def start_pg(responders: Responders, db: PgDatabase, *args: str, env: dict[str, str] | None = None) -> None:
-    responders.start("postgres", "--url", db.reader_url, *args, env=env)
-
-
-async def test_bypass_table_is_refused_or_harmless(
-    pg: PgDatabase, responders: Responders, bridge_argv: list[str]
-) -> None:
-    """Every bypass the reference servers' users found is refused or harmless, the database is unchanged after each case, and no reply leaks a file or the password."""
-    start_pg(
-        responders,
-        pg,
-        "--statement-timeout",
-        "1",
-        "--max-rows",
-        "100",
-        env={"MCP_NATS_POSTGRES_POOL_SIZE": "1"},
-    )
-    await responders.wait_instances("postgres", 1)
-    baseline = await pg_helpers.snapshot(pg)
-    listener = await asyncpg.connect(pg.admin_url, timeout=10)
-    victim = await asyncpg.connect(pg.admin_url, timeout=10)
-    heard: list[str] = []
-    await listener.add_listener("pwn", lambda *a: heard.append(str(a[-1])))
-    table = bypasses(pg) + [
-        Bypass(
-            "pg_terminate_backend of another session",
-            f"SELECT pg_terminate_backend({victim.get_server_pid()})",
-            True,
-        ),
-        Bypass(
-            "pg_cancel_backend of another session",
-            f"SELECT pg_cancel_backend({victim.get_server_pid()})",
-            True,
-        ),
-    ]
-    failures: list[str] = []
-    try:
-        with anyio.fail_after(240):
-            async with bridge_client(bridge_argv, mode="legacy") as client:
-                for case in table:
-                    result = await client.call_tool("postgres_query", {"sql": case.sql})
-                    text = text_of(result)
-                    if case.refused and not result.is_error:
-                        failures.append(f"{case.name}: not refused: {text[:200]}")
-                    if case.refused and not (20 < len(text) < 600):
-                        failures.append(f"{case.name}: the refusal should be one sentence: {text[:300]!r}")
-                    if (
-                        pg.password in text
-                        or "root:x:0:0" in text
-                        or "Traceback" in text
-                        or "asyncpg." in text
-                    ):
-                        failures.append(f"{case.name}: leaked: {text[:300]}")
-                    if case.name == "huge result":
-                        sc = result.structured_content or {}
-                        if result.is_error or sc.get("rowCount") != 100 or sc.get("truncated") is not True:
-                            failures.append(f"huge result: expected 100 rows, truncated: {text[-300:]}")
-                    if case.then is not None:
-                        after = await client.call_tool("postgres_query", {"sql": case.then})
-                        if not after.is_error or "read-only" not in text_of(after):
-                            failures.append(
-                                f"{case.name}: the write after it was not refused as read-only: {text_of(after)[:200]}"
-                            )
-                    state = await pg_helpers.snapshot(pg)
-                    if state != baseline:
-                        changed = {k: (baseline[k], v) for k, v in state.items() if baseline[k] != v}
-                        failures.append(f"{case.name}: the database changed: {changed}")
-                        baseline = state
-                    if await active(pg, "%"):
-                        failures.append(
-                            f"{case.name}: a statement is still running on the server: {await active(pg, '%')}"
-                        )
-                    if victim.is_closed() or await victim.fetchval("SELECT 1") != 1:
-                        failures.append(f"{case.name}: another session was terminated")
-                ok = await client.call_tool("postgres_query", {"sql": "SELECT count(*) AS n FROM items"})
-                assert not ok.is_error and ok.structured_content == {
-                    "columns": [{"name": "n", "type": "int8"}],
-                    "rows": [[100]],
-                    "rowCount": 1,
-                    "truncated": False,
-                    "truncatedBy": None,
-                    "command": "",
-                }
-        await asyncio.sleep(0)  # deliver any notification already received
-        if heard:
-            failures.append(f"a NOTIFY was delivered: {heard}")
-    finally:
-        await listener.close()
-        await victim.close()
-    assert not failures, "\n".join(failures)
-    assert len(table) >= 40
 
 
 async def test_results_are_typed_and_json_safe(
