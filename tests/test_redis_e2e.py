@@ -194,8 +194,11 @@ async def test_read_only_mode_lists_and_accepts_no_write_tool(
     await rdb.set("k", "v")
     with anyio.fail_after(60):
         async with bridge_client(bridge_argv, mode="legacy") as client:
-            names = {t.name.removeprefix("redis_") for t in (await client.list_tools()).tools}
+            listed = (await client.list_tools()).tools
+            names = {t.name.removeprefix("redis_") for t in listed}
             assert names == READ_TOOLS
+            password = redis_server.rpartition("@")[0].rpartition(":")[2]
+            assert not password or not any(password in t.model_dump_json() for t in listed)
             for tool, args in [
                 ("set", {"key": "k", "value": "pwned"}),
                 ("delete", {"key": "k"}),

@@ -6,6 +6,7 @@ from typing import Annotated, Any
 from msgspec import Meta
 
 from ...service import Service
+from .errors import RedisToolError
 from .reads import Key, Name
 from .results import Count, Done, Value, datum
 from .store import Store
@@ -149,8 +150,12 @@ def register_writes(svc: Service, store: Store) -> None:
     ) -> Done:
         """Append an entry to a stream; returns its id."""
         k = store.key(key)
-        if sum(len(f) + len(v) for f, v in fields.items()) > s.max_value_bytes:
-            store.value_cap("x" * (s.max_value_bytes + 1))
-        eid = await store.call(c().xadd(k, {f.encode(): v.encode() for f, v in fields.items()}))
+        entry = {f.encode(): v.encode() for f, v in fields.items()}
+        size = sum(len(f) + len(v) for f, v in entry.items())
+        if size > s.max_value_bytes:
+            raise RedisToolError(
+                f"the entry is {size} bytes; the {store.service} service accepts at most {s.max_value_bytes}"
+            )
+        eid = await store.call(c().xadd(k, entry))
         await expire_after(k, expiration)
         return Done(ok=True, message=f"added {eid.decode()} to {key}")
