@@ -247,9 +247,8 @@ async def _none(db: PgDatabase, like: str) -> bool:
 async def test_two_instances_share_the_load(
     pg: PgDatabase, responders: Responders, bridge_argv: list[str]
 ) -> None:
-    """With two instances, concurrent queries are answered by both (each connection names its instance)."""
-    start_pg(responders, pg)
-    start_pg(responders, pg)
+    """With two instances (`serve postgres --instances 2`), concurrent queries are answered by both (each connection names its instance)."""
+    start_pg(responders, pg, "--instances", "2")
     await responders.wait_instances("postgres", 2)
     with anyio.fail_after(60):
         async with bridge_client(bridge_argv, mode="legacy") as client:
