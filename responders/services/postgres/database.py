@@ -127,9 +127,7 @@ class Database:
         )
         if row is None or self.settings.write:
             return
-        if row["rolsuper"]:
-            self.warnings.append("superuser")
-        self.warnings.extend(row["granted"])
+        self.warnings = ["superuser"] if row["rolsuper"] else list(row["granted"])
         if self.warnings:
             log.warning(
                 "%s: read-only mode, but the login role has %s: read-only transactions do not stop it from reading "
