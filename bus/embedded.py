@@ -155,6 +155,8 @@ class EmbeddedServer:
             f'server_name: "{self.server_name}"',
             f"listen: 127.0.0.1:{self.port}",
             f"max_payload: {self.max_payload}",
+            # A CONNECT line carries the user's JWT, which lists its permissions: room for large policies.
+            "max_control_line: 32KB",
             f'log_file: "{self.log_path}"',
             f'pid_file: "{self.store_dir / "nats-server.pid"}"',
             "jetstream {",

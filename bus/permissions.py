@@ -127,6 +127,10 @@ def _expand(subjects: Subjects, patterns: list[str], catalog: Catalog, *, deny: 
     out: list[str] = []
     for pattern in patterns:
         svc_part, tool_part = split(pattern)
+        if svc_part == "*" and tool_part == "*":  # every tool of every service: one subject, whatever is installed
+            if subjects.tool_calls("*") not in out:
+                out.append(subjects.tool_calls("*"))
+            continue
         for svc in sorted(catalog):
             if part_matches(svc_part, svc):
                 out += [s for s in _tool_subjects(subjects, svc, tool_part, catalog[svc], deny=deny) if s not in out]
@@ -139,10 +143,13 @@ def identity(policy: Policy, name: str, catalog: Catalog, subjects: Subjects) ->
     services = allowed_services(policy, name, catalog)
     pub = _expand(subjects, allow, catalog, deny=False)
     pub += [srv("PING"), srv("INFO")]  # discovery of what exists; the answers carry no tool rights
-    for svc in services:
+    # An identity that may use every service gets each per-service subject once, with `*` for the service:
+    # its JWT (sent in the CONNECT line) then stays the same size however many services are installed.
+    every = any(split(p)[0] == "*" for p in allow)
+    for svc in ["*"] if every else services:
         pub += [subjects.tools_list(svc), subjects.discover(svc), subjects.cancel(svc)]
         pub += [subjects.op(svc, op) for op in OPERATIONS]
-        pub += [srv(verb, subjects.micro_name(svc)) for verb in SRV_VERBS]
+        pub += [srv(verb) + ".>" for verb in SRV_VERBS] if every else [srv(verb, subjects.micro_name(svc)) for verb in SRV_VERBS]
     # Events of every service (the bridge subscribes `<root>.events.*.<kind>`): lifecycle, list changes and
     # resource-updated URIs are visible to every identity; see the README's Security section.
     sub = [inboxes(user_name("identity", name)), subjects.bridges_status(), subjects.events_all()]

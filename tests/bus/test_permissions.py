@@ -63,3 +63,18 @@ def test_user_jwts_carry_the_permissions_and_creds_round_trip() -> None:
     assert "bearer_token" not in claims["nats"]
     assert jwt.creds_jwt(jwt.creds(token, user.seed)) == token
     assert user.public.startswith("U") and account.public.startswith("A")
+
+
+def test_the_default_policys_jwt_does_not_grow_with_the_services_installed() -> None:
+    """An identity allowed every tool of every service (the default policy) gets wildcard subjects, so its JWT,
+    sent in the CONNECT line, is the same size with 3 or 40 services installed (and well under 4 KB)."""
+    from schemas.policy import default_policy
+
+    p = parse_policy(default_policy("me"))
+    small = perm.identity(p, "me", CATALOG, S)
+    big = perm.identity(p, "me", {f"svc{i}": ["a", "b", "c"] for i in range(40)} | CATALOG, S)
+    assert small == big
+    assert small.may_publish("mcp.svc7.tools.call.b") and small.may_publish("mcp.fs.resources.read")
+    assert small.may_publish("$SRV.INFO.mcp-fs") and not small.may_publish("mcp.audit.fs.x")
+    token = jwt.user(jwt.Key.new("account"), jwt.Key.new("user").public, "me", small)
+    assert len(token) < 4096
