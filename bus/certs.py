@@ -3,10 +3,13 @@
     DIR/tls/ca.pem, ca.key                 the local CA (key 0600)
     DIR/tls/server.pem, server.key         the server: 127.0.0.1, ::1 and localhost
     DIR/tls/clients/<user>.pem, .key       one client certificate per user (CN = the user's JWT name)
+    DIR/tls/routes/<node>.pem, .key        one per cluster node: server and client auth (a route connection
+                                           is both), SANs = the node's name, loopback and its addresses
     DIR/tls/tls.json                       {"verify": true} when clients must present a certificate (mTLS)
 
 Keys are ECDSA P-256; certificates are valid for `days` (default 825, the longest browsers accept).
-Running `auth init --tls` again keeps the CA and re-issues what is missing.
+Running `auth init --tls` again keeps the CA and re-issues what is missing (and a route certificate
+whose addresses changed).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import json
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Final
 
@@ -25,6 +29,9 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from .authstore import write_private
 
 DAYS: Final = 825
+LOOPBACK: Final = ("localhost", "127.0.0.1", "::1")
+DEFAULT_NODES: Final = ("n1", "n2", "n3")
+"""The route certificates `auth init --tls` makes when no `--route` is given: infra/cluster-3-tls/."""
 
 
 class TlsFiles:
@@ -52,6 +59,9 @@ class TlsFiles:
     def client(self, user: str) -> tuple[Path, Path]:
         return self.dir / "clients" / f"{user}.pem", self.dir / "clients" / f"{user}.key"
 
+    def route(self, node: str) -> tuple[Path, Path]:
+        return self.dir / "routes" / f"{node}.pem", self.dir / "routes" / f"{node}.key"
+
     def exists(self) -> bool:
         return self.ca.is_file() and self.server_cert.is_file()
 
@@ -74,6 +84,13 @@ class TlsFiles:
         if self.verify:
             lines.append("  verify: true")
         return "\n".join([*lines, "}"]) + "\n"
+
+    def route_config(self, node: str, indent: str = "  ") -> str:
+        """The `tls {}` block of a node's `cluster {}`: both ends present a certificate from the CA, and the
+        dialling end checks the other's name against the route URL's host."""
+        cert, key = self.route(node)
+        lines = ["tls {", f'  cert_file: "{cert}"', f'  key_file: "{key}"', f'  ca_file: "{self.ca}"', "  timeout: 5", "  verify: true", "}"]
+        return "\n".join(indent + line for line in lines) + "\n"
 
 
 def _key() -> ec.EllipticCurvePrivateKey:
@@ -101,8 +118,36 @@ def _builder(subject: x509.Name, issuer: x509.Name, public: ec.EllipticCurvePubl
     )
 
 
-def ensure(files: TlsFiles, users: list[str], *, verify: bool, days: int = DAYS) -> list[str]:
-    """Create the CA, the server certificate and a client certificate per user where missing; returns what was made."""
+def _alt(hosts: Sequence[str]) -> list[x509.GeneralName]:
+    """SANs for host names and addresses, each once, in order."""
+    alt: list[x509.GeneralName] = []
+    for host in dict.fromkeys(hosts):
+        try:
+            alt.append(x509.IPAddress(ipaddress.ip_address(host)))
+        except ValueError:
+            alt.append(x509.DNSName(host))
+    return alt
+
+
+def _names_of(alt: list[x509.GeneralName]) -> set[str]:
+    return {str(n.value) for n in alt}
+
+
+def _names(cert: Path) -> set[str]:
+    """The SANs of an existing certificate (empty when there is none, or it cannot be read)."""
+    try:
+        loaded = x509.load_pem_x509_certificate(cert.read_bytes())
+        ext = loaded.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+    except (OSError, ValueError, x509.ExtensionNotFound):
+        return set()
+    return _names_of(list(ext.value))
+
+
+def ensure(
+    files: TlsFiles, users: list[str], *, verify: bool, routes: Mapping[str, Sequence[str]] | None = None, days: int = DAYS
+) -> list[str]:
+    """Create the CA, the server certificate, a client certificate per user and a route certificate per node
+    in `routes` (node -> extra host names or addresses) where missing; returns what was made."""
     made: list[str] = []
     files.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     if files.ca.is_file() and files.ca_key.is_file():
@@ -123,26 +168,29 @@ def ensure(files: TlsFiles, users: list[str], *, verify: bool, days: int = DAYS)
         write_private(files.ca, ca_cert.public_bytes(serialization.Encoding.PEM).decode())
         made.append("CA")
 
-    def issue(cert_path: Path, key_path: Path, cn: str, server: bool) -> None:
+    def issue(cert_path: Path, key_path: Path, cn: str, alt: list[x509.GeneralName], usages: list[x509.ObjectIdentifier]) -> None:
         key = _key()
-        b = _builder(_name(cn), ca_cert.subject, key.public_key(), days)
-        if server:
-            alt = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.IPAddress(ipaddress.ip_address("::1"))]
-            b = b.add_extension(x509.SubjectAlternativeName(alt), critical=False)
-            usage = ExtendedKeyUsageOID.SERVER_AUTH
-        else:
-            b = b.add_extension(x509.SubjectAlternativeName([x509.DNSName(cn)]), critical=False)
-            usage = ExtendedKeyUsageOID.CLIENT_AUTH
-        cert = b.add_extension(x509.ExtendedKeyUsage([usage]), critical=False).sign(ca_key, hashes.SHA256())
+        cert = (
+            _builder(_name(cn), ca_cert.subject, key.public_key(), days)
+            .add_extension(x509.SubjectAlternativeName(alt), critical=False)
+            .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
+            .sign(ca_key, hashes.SHA256())
+        )
         write_private(key_path, _pem_key(key))
         write_private(cert_path, cert.public_bytes(serialization.Encoding.PEM).decode())
         made.append(cn)
 
     if not files.server_cert.is_file() or not files.server_key.is_file():
-        issue(files.server_cert, files.server_key, "mcp-nats server", True)
+        issue(files.server_cert, files.server_key, "mcp-nats server", _alt(LOOPBACK), [ExtendedKeyUsageOID.SERVER_AUTH])
     for user in users:
         cert, key = files.client(user)
         if not cert.is_file() or not key.is_file():
-            issue(cert, key, user, False)
+            issue(cert, key, user, [x509.DNSName(user)], [ExtendedKeyUsageOID.CLIENT_AUTH])
+    for node, hosts in (routes or {}).items():
+        cert, key = files.route(node)
+        alt = _alt([node, *LOOPBACK, *hosts])
+        if not key.is_file() or _names(cert) != _names_of(alt):
+            both = [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
+            issue(cert, key, f"mcp-nats route {node}", alt, both)
     write_private(files.dir / "tls.json", json.dumps({"verify": verify}))
     return made

@@ -8,6 +8,7 @@ import argparse
 import asyncio
 import getpass
 import logging
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -66,6 +67,22 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser], common:
                       "the embedded server and every client then use TLS (takes effect when `mcp-nats up` starts the server)")
     init.add_argument("--mtls", action="store_true",
                       help="as --tls, and the server refuses clients without a certificate from that CA")
+    init.add_argument("--route", action="append", default=[], metavar="NODE[=HOST,...]",
+                      help="with TLS: a route certificate for cluster node NODE (server and client auth, valid for NODE, "
+                      "loopback and each HOST); repeat per node. Default when none exists yet: n1, n2, n3 on loopback "
+                      "(infra/cluster-3-tls/)")
+
+
+def parse_routes(specs: list[str]) -> dict[str, list[str]]:
+    """`--route NODE[=HOST,...]` values as {node: [hosts]}. Raises PolicyError naming a bad one."""
+    routes: dict[str, list[str]] = {}
+    for spec in specs:
+        node, _, hosts = spec.partition("=")
+        names = [h.strip() for h in hosts.split(",") if h.strip()]
+        if not is_token(node.strip()) or not all(re.fullmatch(r"[A-Za-z0-9.:-]+", h) for h in names):
+            raise PolicyError(f"--route {spec!r}: expected NODE[=HOST,...], a node name then host names or IP addresses")
+        routes[node.strip()] = names
+    return routes
 
 
 def read_policy(path: Path) -> str:
@@ -161,17 +178,21 @@ async def push(adir: AuthDir, compiled: Compiled, url: str) -> list[str]:
 def auth_command(args: argparse.Namespace, settings: Settings) -> int:
     adir = AuthDir(Path(args.dir).expanduser() if args.dir else auth_dir(settings))
     try:
+        routes = parse_routes(args.route)
         compiled = compile_policy(settings, adir, read_policy(Path(args.policy)), args.policy)
     except (PolicyError, AuthDirError) as exc:
         log.error("%s", exc)
         return 2
     _say(f"Compiled {args.policy} into {adir.path}")
-    from bus.certs import TlsFiles, ensure
+    from bus.certs import DEFAULT_NODES, TlsFiles, ensure
 
     files = TlsFiles(adir.path)
-    if args.tls or args.mtls or files.exists():  # once on, every new user gets its certificate too
+    if args.tls or args.mtls or routes or files.exists():  # once on, every new user gets its certificate too
         was = files.exists() and files.verify
-        made = ensure(files, adir.users(), verify=args.mtls if (args.tls or args.mtls) else files.verify)
+        if not routes and not any((files.dir / "routes").glob("*.pem")):
+            routes = {node: [] for node in DEFAULT_NODES}
+        verify = args.mtls if (args.tls or args.mtls) else files.verify
+        made = ensure(files, adir.users(), verify=verify, routes=routes)
         _say(f"TLS{' with client certificates (mTLS)' if args.mtls else ''}: {files.dir} ({', '.join(made) or 'nothing new'})")
         if "CA" in made or was != files.verify:
             _say("Restart `mcp-nats up` for the server to take up its TLS settings.")
