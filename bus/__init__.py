@@ -3,6 +3,8 @@
 from .authstore import AuthDir as AuthDir
 from .authstore import AuthDirError as AuthDirError
 from .authstore import Compiled as Compiled
+from .callout import Authorizer as Authorizer
+from .callout import Decision as Decision
 from .certs import TlsFiles as TlsFiles
 from .claims import ClaimsRefused as ClaimsRefused
 from .claims import push_accounts as push_accounts
@@ -68,6 +70,8 @@ __all__ = [
     "CredentialsError",
     "Permissions",
     "TlsFiles",
+    "Authorizer",
+    "Decision",
     "push_accounts",
     "Snapshot",
     "delete_stream",

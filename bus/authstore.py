@@ -7,12 +7,17 @@
       policy.toml           0600  the policy compiled last (responders read it for rate limits)
       admin.creds           0600  admin: everything in the services account
       sys.creds             0600  the system account's user (pushes account JWTs to a running server)
+      callout.creds         0600  the auth callout service (AUTH account; `mcp-nats auth callout`)
+      callout.json          0600  identity -> certificate subject, of the identities that have one
+      callout-issued.json   0600  user keys the callout issued (written by it; revoked with their identity)
       users/<identity>.creds      one per identity (clients account)
       services/<service>.creds    one per service (services account)
 
 Accounts: SYS (the system account), SERVICES (responders, JetStream, admin; exports every
 service's subjects as `stream` services and the events as a stream) and CLIENTS (identities;
-imports all of it with `share: true`). Compiling again keeps every key it can: an identity whose
+imports all of it with `share: true`) and AUTH (the auth callout: a connection without credentials is
+the bearer "sentinel" user of AUTH, which may do nothing, and nats-server asks the callout service
+who it is; with mTLS it answers from the client's verified certificate, `bus/callout.py`). Compiling again keeps every key it can: an identity whose
 permissions did not change keeps its credentials; one whose permissions changed gets a new key
 and its old key is revoked (its connections are cut once the account JWT reaches the server, and
 a bridge connects again with the new file); a removed identity's key is revoked.
@@ -38,6 +43,7 @@ OPERATOR_NAME: Final = "mcp-nats"
 SYS: Final = "SYS"
 SERVICES: Final = "SERVICES"
 CLIENTS: Final = "CLIENTS"
+AUTH: Final = "AUTH"
 
 
 class AuthDirError(Exception):
@@ -59,7 +65,8 @@ def write_private(path: Path, text: str) -> None:
         raise
 
 
-def _read_json(path: Path) -> dict[str, Any]:
+def read_json(path: Path) -> dict[str, Any]:
+    """A JSON object file ({} when missing). Raises AuthDirError naming an unreadable one."""
     try:
         data = json.loads(path.read_text())
     except FileNotFoundError:
@@ -101,6 +108,25 @@ class AuthDir:
     def admin_creds(self) -> Path:
         return self.path / "admin.creds"
 
+    def key(self, name: str) -> jwt.Key:
+        """A key compiled here ("account:CLIENTS", "user:callout", ...). Raises AuthDirError when there is none."""
+        seed = read_json(self.path / "keys.json").get(name)
+        if not isinstance(seed, str):
+            raise AuthDirError(f"{self.path / 'keys.json'} has no key {name!r}; run: mcp-nats auth init --policy FILE")
+        return jwt.Key(seed.encode())
+
+    @property
+    def callout_creds(self) -> Path:
+        return self.path / "callout.creds"
+
+    @property
+    def callout_map_file(self) -> Path:
+        return self.path / "callout.json"
+
+    @property
+    def callout_issued_file(self) -> Path:
+        return self.path / "callout-issued.json"
+
     @property
     def sys_creds(self) -> Path:
         return self.path / "sys.creds"
@@ -120,7 +146,7 @@ class AuthDir:
         """The JWT names of every user compiled here (identities, services, admin, sys)."""
         names = [p.stem for p in sorted((self.path / "users").glob("*.creds"))]
         names += [f"service-{p.stem}" for p in sorted((self.path / "services").glob("*.creds"))]
-        return [*names, "admin", "sys"]
+        return [*names, "admin", "sys", "callout"]
 
     # -- compile --------------------------------------------------------------------------------
 
@@ -138,8 +164,8 @@ class AuthDir:
         self.path.mkdir(mode=0o700, parents=True, exist_ok=True)
         os.chmod(self.path, 0o700)
         stamp = int(now if now is not None else time.time())
-        keys = _read_json(self.path / "keys.json")
-        revoked: dict[str, int] = {k: int(v) for k, v in _read_json(self.path / "revocations.json").items()}
+        keys = read_json(self.path / "keys.json")
+        revoked: dict[str, int] = {k: int(v) for k, v in read_json(self.path / "revocations.json").items()}
 
         def key(name: str, kind: str) -> jwt.Key:
             seed = keys.get(name)
@@ -150,7 +176,7 @@ class AuthDir:
             return k
 
         op = key("operator", "operator")
-        accounts = {name: key(f"account:{name}", "account") for name in (SYS, SERVICES, CLIENTS)}
+        accounts = {name: key(f"account:{name}", "account") for name in (SYS, SERVICES, CLIENTS, AUTH)}
 
         compiled = Compiled(accounts={}, system_account=accounts[SYS].public)
         creds: dict[Path, tuple[jwt.Key, str, str, perm.Permissions]] = {}
@@ -171,6 +197,13 @@ class AuthDir:
             revoked[jwt.Key(keys.pop(f"user:identity:{name}").encode()).public] = stamp
             self.user_creds(name).unlink(missing_ok=True)
             compiled.removed.append(name)
+        # the callout's users of an identity that is gone, or whose permissions or certificate changed
+        certificates = {n: i.certificate for n, i in policy.identities.items() if i.certificate}
+        before = read_json(self.callout_map_file)
+        for public, entry in read_json(self.callout_issued_file).items():
+            who = entry.get("identity") if isinstance(entry, dict) else None
+            if who not in certificates or who in compiled.changed or before.get(who) != certificates.get(who):
+                revoked[public] = stamp
         audit_pattern = audit_stream
         for svc in sorted(catalog):
             creds[self.service_creds(svc)] = (
@@ -181,6 +214,9 @@ class AuthDir:
             )
         creds[self.admin_creds] = (key("user:admin", "user"), SERVICES, perm.user_name("admin", ""), perm.admin())
         creds[self.sys_creds] = (key("user:sys", "user"), SYS, "sys", perm.admin())
+        callout = key("user:callout", "user")
+        creds[self.callout_creds] = (callout, AUTH, perm.user_name("callout", ""), perm.callout())
+        sentinel = key("user:sentinel", "user")
 
         exports = perm.exports(catalog, subjects)
         services_pub = accounts[SERVICES].public
@@ -192,6 +228,7 @@ class AuthDir:
             CLIENTS: jwt.account(
                 op, accounts[CLIENTS], CLIENTS, imports=exports, import_from=services_pub, revocations=revoked
             ),
+            AUTH: jwt.account(op, accounts[AUTH], AUTH, callout_users=[callout.public], callout_accounts=[accounts[CLIENTS].public]),
         }
         compiled.accounts = {accounts[n].public: j for n, j in jwts.items()}
 
@@ -204,9 +241,13 @@ class AuthDir:
             "system_account": accounts[SYS].public,
             "accounts": compiled.accounts,
             "root": subjects.root,
+            # nameless: the server keeps the sentinel's name as `name_tag` in Nats-Request-Info, where it would
+            # hide the identity the callout names (`user`)
+            "sentinel": jwt.user(accounts[AUTH], sentinel.public, "", perm.nothing(), bearer=True),
         }
         write_private(self.resolver_file, json.dumps(resolver, indent=1, sort_keys=True))
         write_private(self.policy_file, policy_text)
+        write_private(self.callout_map_file, json.dumps(certificates, indent=1, sort_keys=True))
         for sub in ("users", "services"):
             (self.path / sub).mkdir(mode=0o700, exist_ok=True)
             os.chmod(self.path / sub, 0o700)
@@ -215,7 +256,7 @@ class AuthDir:
     # -- reading ---------------------------------------------------------------------------------
 
     def resolver(self) -> dict[str, Any]:
-        data = _read_json(self.resolver_file)
+        data = read_json(self.resolver_file)
         if not data:
             raise AuthDirError(f"{self.resolver_file} does not exist; run: mcp-nats auth init --policy FILE")
         return data
@@ -227,7 +268,9 @@ class AuthDir:
         data = self.resolver()
         preload = "\n".join(f'  {pub}: "{token}"' for pub, token in data["accounts"].items())
         tls = TlsFiles(self.path)
-        return (
+        # mTLS: a connection without credentials is the callout account's sentinel, admitted by its certificate
+        sentinel = f'default_sentinel: "{data["sentinel"]}"\n' if tls.exists() and tls.verify and data.get("sentinel") else ""
+        return sentinel + (
             f'operator: "{data["operator"]}"\n'
             f'system_account: {data["system_account"]}\n'
             "resolver: MEMORY\n"

@@ -73,6 +73,19 @@ def _credentials(path: str) -> tuple[str, Permissions | None]:
     return (name if isinstance(name, str) else ""), Permissions.from_claims(claims)
 
 
+def certificate_user(path: str) -> str:
+    """The common name of a PEM certificate ("" when it has none or cannot be read): the identity the auth
+    callout admits a client certificate as, when the policy maps it by `CN=` (its inbox prefix must match)."""
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+
+    try:
+        names = x509.load_pem_x509_certificate(Path(path).read_bytes()).subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    except (OSError, ValueError):
+        return ""
+    return str(names[0].value) if names else ""
+
+
 class ServerInfo:
     """What the connected server announced: version, JetStream, max_payload."""
 
@@ -242,6 +255,8 @@ async def connect(
     """
     urls = server_urls(url or settings.url)
     user, permissions = _credentials(settings.credentials) if settings.credentials else ("", None)
+    if not user and settings.tls_cert:  # mTLS without credentials: the auth callout names us after the certificate
+        user = certificate_user(settings.tls_cert)
     holder: list[Bus] = []
 
     early: list[str] = []  # what the server said before the connection was up (a refused login)

@@ -117,6 +117,8 @@ def account(
     import_from: str = "",
     response_threshold: float = 600.0,
     revocations: Mapping[str, int] | None = None,
+    callout_users: Sequence[str] = (),
+    callout_accounts: Sequence[str] = (),
 ) -> str:
     """An account JWT signed by the operator. Exports are `stream` services with a response
     threshold; imports (from `import_from`) carry `share: true`, so the caller's identity travels
@@ -136,23 +138,61 @@ def account(
         ]
     if revocations:
         nats["revocations"] = dict(revocations)
+    if callout_users:  # auth callout: every other user of this account is decided by the callout service
+        nats["authorization"] = {"auth_users": list(callout_users), "allowed_accounts": list(callout_accounts)}
     return encode({"sub": key.public, "name": name, "nats": nats}, signer)
 
 
-def user(signer: Key, public: str, name: str, perms: Permissions) -> str:
-    """A user JWT signed by its account's key. Never a bearer token (it is forwarded with `share: true`)."""
+def _list(key: str, subjects: Sequence[str]) -> dict[str, list[str]]:
+    return {key: list(subjects)} if subjects else {}
+
+
+def user(signer: Key, public: str, name: str, perms: Permissions, *, bearer: bool = False, expires: int = 0) -> str:
+    """A user JWT signed by its account's key. Never a bearer token (it is forwarded with `share: true`),
+    except the sentinel of the callout account, which may do nothing at all."""
     nats: dict[str, Any] = {
         "type": "user",
         "version": 2,
         "subs": -1,
         "data": -1,
         "payload": -1,
-        "pub": {"allow": list(perms.pub_allow)} | ({"deny": list(perms.pub_deny)} if perms.pub_deny else {}),
-        "sub": {"allow": list(perms.sub_allow)} | ({"deny": list(perms.sub_deny)} if perms.sub_deny else {}),
+        "pub": _list("allow", perms.pub_allow) | _list("deny", perms.pub_deny),
+        "sub": _list("allow", perms.sub_allow) | _list("deny", perms.sub_deny),
     }
     if perms.responses:
         nats["resp"] = {"max": perms.responses, "ttl": int(perms.response_ttl * _NS)}
-    return encode({"sub": public, "name": name, "nats": nats}, signer)
+    if bearer:
+        nats["bearer_token"] = True
+    claims = {"sub": public, "nats": nats} | ({"name": name} if name else {}) | ({"exp": expires} if expires else {})
+    return encode(claims, signer)
+
+
+def authorization_response(signer: Key, user_nkey: str, server_id: str, *, user_jwt: str = "", error: str = "") -> str:
+    """The auth callout's answer to one authorization request: the user JWT for `user_nkey`, or an error
+    (which nats-server logs; the client only sees 'Authorization Violation')."""
+    nats: dict[str, Any] = {"type": "authorization_response", "version": 2}
+    nats |= {"jwt": user_jwt} if user_jwt else {"error": error or "not authorized"}
+    return encode({"sub": user_nkey, "aud": server_id, "nats": nats}, signer)
+
+
+def verify(token: str, issuer_prefix: str = "") -> dict[str, Any]:
+    """The claims of a JWT whose ed25519 signature is valid for its `iss` (a public nkey starting with
+    `issuer_prefix`). Raises ValueError otherwise. nkeys 0.2.1 cannot load a public key, so the key is
+    base32-decoded here (prefix byte, 32 key bytes, CRC16)."""
+    import nacl.exceptions
+    import nacl.signing
+
+    claims = decode(token)
+    iss = claims.get("iss")
+    if not isinstance(iss, str) or not iss.startswith(issuer_prefix):
+        raise ValueError("the JWT's issuer is not of the expected kind")
+    try:
+        raw = base64.b32decode(iss + "=" * (-len(iss) % 8))
+        head, _, signature = token.rpartition(".")
+        nacl.signing.VerifyKey(raw[1:33]).verify(head.encode(), base64.urlsafe_b64decode(signature + "=" * (-len(signature) % 4)))
+    except (ValueError, nacl.exceptions.BadSignatureError) as exc:
+        raise ValueError("the JWT's signature does not verify") from exc
+    return claims
 
 
 def creds(jwt: str, seed: bytes) -> str:

@@ -97,9 +97,20 @@ class Export:
     """"service" (request-reply, `response_type: stream`) or "stream" (events)."""
 
 
+def callout() -> Permissions:
+    """The auth callout service (AUTH account): receives the server's authorization requests and answers them."""
+    sub = ("$SYS.REQ.USER.AUTH", inboxes(user_name("callout", "")))
+    return Permissions(pub_allow=(), pub_deny=(">",), sub_allow=sub, responses=1, response_ttl=60.0)
+
+
+def nothing() -> Permissions:
+    """The callout account's sentinel: a connection without credentials, until the callout says who it is."""
+    return Permissions(pub_allow=(), pub_deny=(">",), sub_allow=(), sub_deny=(">",))
+
+
 def user_name(kind: str, name: str) -> str:
-    """The JWT name of a user: the identity itself, `service-<svc>`, or `admin`."""
-    return name if kind == "identity" else f"service-{name}" if kind == "service" else "admin"
+    """The JWT name of a user: the identity itself, `service-<svc>`, `callout` or `admin`."""
+    return name if kind == "identity" else f"service-{name}" if kind == "service" else kind if kind == "callout" else "admin"
 
 
 def allowed_services(policy: Policy, identity: str, catalog: Catalog) -> list[str]:

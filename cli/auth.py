@@ -71,6 +71,16 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser], common:
                       help="with TLS: a route certificate for cluster node NODE (server and client auth, valid for NODE, "
                       "loopback and each HOST); repeat per node. Default when none exists yet: n1, n2, n3 on loopback "
                       "(infra/cluster-3-tls/)")
+    callout = verbs.add_parser(
+        "callout",
+        help="run the auth callout: admit clients by their certificate (mTLS) as the policy identity it names",
+        description="Answer nats-server's authorization requests for connections without credentials: a client whose "
+        "verified certificate subject matches an identity's `certificate` in the policy is admitted as that identity, "
+        "with the permissions of its .creds file. `mcp-nats up` runs it when mTLS is on.",
+    )
+    common(callout)
+    callout.add_argument("--dir", metavar="DIR", help="the auth directory (default: <state_dir>/auth)")
+    callout.add_argument("--state-dir", help="the state directory (default: $XDG_STATE_HOME/mcp-nats)")
 
 
 def parse_routes(specs: list[str]) -> dict[str, list[str]]:
@@ -176,6 +186,10 @@ async def push(adir: AuthDir, compiled: Compiled, url: str) -> list[str]:
 
 
 def auth_command(args: argparse.Namespace, settings: Settings) -> int:
+    if args.auth_command == "callout":
+        from .callout import callout_command
+
+        return callout_command(args, settings)
     adir = AuthDir(Path(args.dir).expanduser() if args.dir else auth_dir(settings))
     try:
         routes = parse_routes(args.route)

@@ -103,6 +103,7 @@ def _up(args: argparse.Namespace, settings: Settings, sdir: Path) -> int:
     }
     url = ""
     service_creds = ""
+    callout_dir = ""  # mTLS: the auth callout admits certificates without credentials (issue #11)
     try:
         admin = with_state_auth(settings, "admin").nats
         why = check_server(wanted, admin.credentials, admin)
@@ -129,6 +130,7 @@ def _up(args: argparse.Namespace, settings: Settings, sdir: Path) -> int:
                     cert, key = tls.client("admin")
                     settings = replace(settings, nats=replace(settings.nats, tls_ca=str(tls.ca), tls_cert=str(cert), tls_key=str(key)))
                     _say(f"TLS is on{' with client certificates (mTLS)' if tls.verify else ''}: CA {tls.ca}")
+                    callout_dir = str(adir.path) if tls.verify else ""
                 service_creds = str(adir.service_creds("fs"))
                 _say(f"Auth is on: policy {adir.policy_file}, credentials in {adir.path} (`mcp-nats auth init` changes them)")
             try:
@@ -161,6 +163,8 @@ def _up(args: argparse.Namespace, settings: Settings, sdir: Path) -> int:
             argv += ["--credentials", service_creds]
         # children find this state directory's credentials and TLS files (issue #11), as bridges do
         os.environ["MCP_NATS_STATE_DIR"] = str(sdir.resolve())
+        if callout_dir:
+            sup.spawn("auth callout", [sys.executable, "-m", "cli", "auth", "callout", "--dir", callout_dir, "--nats-url", url])
         sup.spawn("fs", argv)
         seen = asyncio.run(_wait_for(url, settings, "fs", 1, 15.0, sup))
         if stop.is_set():

@@ -11,6 +11,8 @@
     roles = ["reader"]
     rate = "20/s"            # optional: calls per identity (token bucket; see README "Security")
     concurrency = 8          # optional: calls in flight per identity, per responder instance
+    certificate = "CN=ci"    # optional, with `auth init --mtls`: a client certificate whose subject has these
+                             # attributes is admitted as this identity without credentials (auth callout)
     [tools."fs.write_file"]
     rate = "5/s"             # optional: calls of matching tools, per identity
 
@@ -50,6 +52,7 @@ class Identity(Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
     roles: list[Name]
     rate: Rate | None = None
     concurrency: Concurrency | None = None
+    certificate: str = ""
 
 
 class ToolLimit(Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
@@ -115,7 +118,33 @@ def parse_policy(text: str, source: str = "the policy") -> Policy:
             _checked_rate(ident.rate, f"{source}: identities.{name}.rate")
     for pattern, limit in policy.tools.items():
         _checked_rate(limit.rate, f"{source}: tools.{pattern!r}.rate")
+    seen: dict[tuple[tuple[str, str], ...], str] = {}
+    for name, ident in policy.identities.items():
+        if ident.certificate:
+            where = f"{source}: identities.{name}.certificate"
+            selector = certificate_selector(ident.certificate, where)
+            if selector in seen:
+                raise PolicyError(f"{where}: the same certificate subject as identities.{seen[selector]}")
+            seen[selector] = name
     return policy
+
+
+CERT_ATTRIBUTES: Final = ("CN", "O", "OU", "L", "ST", "C", "DC", "UID", "emailAddress")
+
+
+def certificate_selector(text: str, where: str = "certificate") -> tuple[tuple[str, str], ...]:
+    """ "CN=alice,O=mcp-nats" -> (("CN", "alice"), ("O", "mcp-nats")): attributes a client certificate's
+    subject must all have (other attributes may be there too). Raises PolicyError naming `where`."""
+    pairs: list[tuple[str, str]] = []
+    for part in text.split(","):
+        key, sep, value = part.strip().partition("=")
+        if not sep or key.strip() not in CERT_ATTRIBUTES or not value.strip():
+            raise PolicyError(
+                f"{where}: {text!r} is not a certificate subject; write attributes like \"CN=alice\" or "
+                f"\"CN=alice,O=mcp-nats\" (attributes: {', '.join(CERT_ATTRIBUTES)})"
+            )
+        pairs.append((key.strip(), value.strip()))
+    return tuple(sorted(pairs))
 
 
 def _checked_rate(text: str, where: str) -> None:
