@@ -40,6 +40,9 @@ def test_the_issues_policy_parses_and_deny_wins() -> None:
         ('[identities.ci]\nroles = []\nrate = "20/d"\n', "identities.ci.rate"),
         ("[rolez.a]\n", "'rolez'"),
         ('[roles.a]\nallow = ["nodot"]\n', "roles.a.allow"),
+        ('[identities.ci]\nroles = []\ncertificate = "alice"\n', "identities.ci.certificate"),
+        ('[identities.ci]\nroles = []\ncertificate = "XX=alice"\n', "identities.ci.certificate"),
+        ('[identities.a]\nroles = []\ncertificate = "O=x, CN=a"\n[identities.b]\nroles = []\ncertificate = "CN=a,O=x"\n', "identities.a"),
     ],
 )
 def test_bad_policies_are_refused_by_name(text: str, named: str) -> None:
@@ -47,6 +50,15 @@ def test_bad_policies_are_refused_by_name(text: str, named: str) -> None:
     with pytest.raises(PolicyError) as info:
         check(parse_policy(text, "p.toml"), ["fs", "memory"], "p.toml")
     assert named in str(info.value) and "p.toml" in str(info.value)
+
+
+def test_a_certificate_selector_is_a_set_of_subject_attributes() -> None:
+    """`certificate = "CN=alice, O=mcp-nats"` parses to its attribute pairs, in any order, spaces ignored."""
+    from schemas.policy import certificate_selector
+
+    p = parse_policy(ISSUE_POLICY.replace('roles = ["writer"]', 'roles = ["writer"]\ncertificate = "CN=alice, O=mcp-nats"'))
+    assert certificate_selector(p.identities["alice"].certificate) == (("CN", "alice"), ("O", "mcp-nats"))
+    assert p.identities["ci"].certificate == ""
 
 
 def test_rates() -> None:
