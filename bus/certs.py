@@ -85,13 +85,6 @@ class TlsFiles:
             lines.append("  verify: true")
         return "\n".join([*lines, "}"]) + "\n"
 
-    def route_config(self, node: str, indent: str = "  ") -> str:
-        """The `tls {}` block of a node's `cluster {}`: both ends present a certificate from the CA, and the
-        dialling end checks the other's name against the route URL's host."""
-        cert, key = self.route(node)
-        lines = ["tls {", f'  cert_file: "{cert}"', f'  key_file: "{key}"', f'  ca_file: "{self.ca}"', "  timeout: 5", "  verify: true", "}"]
-        return "\n".join(indent + line for line in lines) + "\n"
-
 
 def _key() -> ec.EllipticCurvePrivateKey:
     return ec.generate_private_key(ec.SECP256R1())
