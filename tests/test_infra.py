@@ -21,19 +21,46 @@ COMPOSE = INFRA / "compose" / "compose.yaml"
 ELSEWHERE = {"../prometheus.yml", "../alerts.yml", "../grafana/mcp-nats.json"}
 
 
+TLS_FILES = "./auth/tls/"
+"""The TLS configs (cluster-3-tls/) name the certificates `mcp-nats auth init --tls --dir ./auth` makes,
+relative to the directory the servers start in."""
+
+
+@pytest.fixture(scope="module")
+def tls_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A directory holding ./auth/tls, made by the real `mcp-nats auth init --tls` (once per module)."""
+    from .test_cluster_tls import auth_init_tls
+
+    base = tmp_path_factory.mktemp("infra-tls")
+    auth_init_tls(base)
+    return base
+
+
 @pytest.mark.parametrize("conf", CONFIGS, ids=[str(c.relative_to(INFRA)) for c in CONFIGS])
-def test_every_server_config_parses(conf: Path) -> None:
-    """`nats-server -t -c` accepts every .conf under infra/."""
+def test_every_server_config_parses(conf: Path, request: pytest.FixtureRequest) -> None:
+    """`nats-server -t -c` accepts every .conf under infra/ (a TLS one with the certificates `auth init --tls` made)."""
+    cwd = request.getfixturevalue("tls_dir") if TLS_FILES in conf.read_text() else None
     r = subprocess.run(
-        [find_binary(), "-t", "-c", str(conf)], capture_output=True, text=True, timeout=30, check=False
+        [find_binary(), "-t", "-c", str(conf)], cwd=cwd, capture_output=True, text=True, timeout=30, check=False
     )
     assert r.returncode == 0, r.stdout + r.stderr
 
 
+def test_a_tls_config_whose_route_certificate_is_missing_is_refused(tls_dir: Path, tmp_path: Path) -> None:
+    """`nats-server -t` refuses cluster-3-tls/n2.conf when the route certificate it names does not exist."""
+    import shutil
+
+    shutil.copytree(tls_dir / "auth", tmp_path / "auth")
+    (tmp_path / "auth" / "tls" / "routes" / "n2.pem").unlink()
+    conf = INFRA / "cluster-3-tls" / "n2.conf"
+    r = subprocess.run([find_binary(), "-t", "-c", str(conf)], cwd=tmp_path, capture_output=True, timeout=30, check=False)
+    assert r.returncode != 0
+
+
 def test_there_are_configs_for_single_cluster_and_compose() -> None:
-    """The single node, the 3-node cluster and the compose cluster all have configs."""
+    """The single node, the 3-node cluster (plain and with TLS routes) and the compose cluster all have configs."""
     names = {str(c.relative_to(INFRA)) for c in CONFIGS}
-    assert {"single.conf", "cluster-3/n1.conf", "compose/nats/n1.conf", "compose/nats/n3.conf"} <= names
+    assert {"single.conf", "cluster-3/n1.conf", "cluster-3-tls/n1.conf", "compose/nats/n1.conf", "compose/nats/n3.conf"} <= names
 
 
 def _unit(path: Path) -> dict[str, dict[str, list[str]]]:
