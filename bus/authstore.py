@@ -25,10 +25,12 @@ a bridge connects again with the new file); a removed identity's key is revoked.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -108,6 +110,15 @@ class AuthDir:
     def admin_creds(self) -> Path:
         return self.path / "admin.creds"
 
+    @contextmanager
+    def callout_lock(self) -> Iterator[None]:
+        """Held by `compile` and by the callout while it admits someone: a key the callout issues is either in
+        callout-issued.json before `compile` reads it, or issued against the certificate map `compile` wrote."""
+        self.path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        with open(self.path / ".callout.lock", "a") as held:
+            fcntl.flock(held, fcntl.LOCK_EX)
+            yield
+
     def key(self, name: str) -> jwt.Key:
         """A key compiled here ("account:CLIENTS", "user:callout", ...). Raises AuthDirError when there is none."""
         seed = read_json(self.path / "keys.json").get(name)
@@ -161,6 +172,12 @@ class AuthDir:
         now: float | None = None,
     ) -> Compiled:
         """Mint every key, JWT and `.creds` file for `policy`; write them (0600 in a 0700 directory)."""
+        with self.callout_lock():
+            return self._compile(policy, policy_text, catalog, subjects, audit_stream, now)
+
+    def _compile(
+        self, policy: Policy, policy_text: str, catalog: perm.Catalog, subjects: Subjects, audit_stream: str, now: float | None
+    ) -> Compiled:
         self.path.mkdir(mode=0o700, parents=True, exist_ok=True)
         os.chmod(self.path, 0o700)
         stamp = int(now if now is not None else time.time())

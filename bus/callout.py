@@ -22,7 +22,6 @@ directory's files (plus the clock), so it is unit-testable without a server.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import logging
 import time
@@ -83,6 +82,10 @@ class Authorizer:
     def answer(self, request: str) -> Decision:
         """The response to one request (a JWT signed by the server). Raises ValueError when the request is
         not a well-formed, correctly signed authorization request (then there is nobody to answer)."""
+        with self.adir.callout_lock():  # `auth init` sees this key in callout-issued.json, or we see its new map
+            return self._answer(request)
+
+    def _answer(self, request: str) -> Decision:
         claims = jwt.verify(request, "N")
         nats: dict[str, Any] = claims.get("nats") or {}
         user_nkey, server = nats.get("user_nkey"), nats.get("server_id") or {}
@@ -117,12 +120,8 @@ class Authorizer:
         return Decision(jwt.authorization_response(auth, user_nkey, server["id"], user_jwt=user), identity=identity)
 
     def _record(self, user_nkey: str, identity: str, expires: int) -> None:
-        """Add the issued key to callout-issued.json (dropping expired ones), under a lock: `auth init` reads it."""
-        lock = self.adir.path / ".callout-issued.lock"
-        with open(lock, "a") as held:
-            fcntl.flock(held, fcntl.LOCK_EX)
-            now = self.clock()
-            issued = {k: v for k, v in read_json(self.adir.callout_issued_file).items() if isinstance(v, dict) and v.get("exp", 0) > now}
-            issued[user_nkey] = {"identity": identity, "exp": expires}
-            write_private(self.adir.callout_issued_file, json.dumps(issued, indent=1, sort_keys=True))
-
+        """Add the issued key to callout-issued.json, dropping expired ones (under the callout lock)."""
+        now = self.clock()
+        issued = {k: v for k, v in read_json(self.adir.callout_issued_file).items() if isinstance(v, dict) and v.get("exp", 0) > now}
+        issued[user_nkey] = {"identity": identity, "exp": expires}
+        write_private(self.adir.callout_issued_file, json.dumps(issued, indent=1, sort_keys=True))
