@@ -17,7 +17,7 @@ from bus.authstore import AuthDir, AuthDirError, Compiled
 from bus.jetstream import stream_name
 from bus.subjects import Subjects, is_token
 from schemas.config import Settings
-from schemas.policy import PolicyError, check, default_policy, parse_policy
+from schemas.policy import PolicyError, check, default_policy, parse_policy, with_services
 
 from .config import auth_dir, url_file
 
@@ -66,6 +66,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser], common:
                       "the embedded server and every client then use TLS (takes effect when `mcp-nats up` starts the server)")
     init.add_argument("--mtls", action="store_true",
                       help="as --tls, and the server refuses clients without a certificate from that CA")
+    from .auth_service import add_parser as add_service_parser
+
+    common(add_service_parser(verbs))
 
 
 def read_policy(path: Path) -> str:
@@ -80,7 +83,7 @@ def compile_policy(settings: Settings, adir: AuthDir, text: str, source: str) ->
     from .catalog import catalog
 
     policy = parse_policy(text, source)
-    tools = catalog(settings)
+    tools = with_services(policy, catalog(settings), source)
     check(policy, tools, source)
     audit = stream_name("audit", settings.nats.root, settings.audit.stream)
     return adir.compile(policy, text, tools, Subjects(settings.nats.root), audit)
@@ -142,6 +145,12 @@ def store_keys(settings: Settings) -> tuple[str, str]:
 
 async def push(adir: AuthDir, compiled: Compiled, url: str) -> list[str]:
     """Send the compiled accounts (not the system account's own) to the server at `url`."""
+    import os
+    from contextlib import AsyncExitStack
+
+    from msgspec.structs import replace
+
+    from bus import connect
     from bus.certs import TlsFiles
     from bus.claims import push_accounts
     from schemas.config import NatsSettings
@@ -155,10 +164,27 @@ async def push(adir: AuthDir, compiled: Compiled, url: str) -> list[str]:
             url=url, credentials=str(adir.sys_creds), max_reconnect_attempts=0, connect_timeout=5.0,
             tls_ca=str(tls.ca), tls_cert=str(cert) if cert.is_file() else "", tls_key=str(key) if key.is_file() else "",
         )  # fmt: skip
-    return await push_accounts(settings, accounts)
+    # A server skips ("jwt update skipped") an account it has not loaded yet (no client of it connected), and
+    # later loads it from its memory resolver as it was when the server started: the update would be lost.
+    # Connected as one identity for the push, the clients account is loaded and takes it.
+    async with AsyncExitStack() as stack:
+        for creds in sorted((adir.path / "users").glob("*.creds"))[:1]:
+            user = replace(settings, credentials=str(creds), tls_cert="", tls_key="")
+            if tls.exists():
+                cert, key = tls.client(creds.stem)
+                user = replace(user, tls_cert=str(cert) if cert.is_file() else "", tls_key=str(key) if key.is_file() else "")
+            try:
+                await stack.enter_async_context(connect(user, name="mcp-nats auth", ident=f"auth-{os.getpid()}"))
+            except BusError as exc:
+                log.debug("cannot load the clients account as %s: %s", creds.stem, exc)
+        return await push_accounts(settings, accounts)
 
 
 def auth_command(args: argparse.Namespace, settings: Settings) -> int:
+    if args.auth_command == "service":
+        from .auth_service import service_command
+
+        return service_command(args, settings)
     adir = AuthDir(Path(args.dir).expanduser() if args.dir else auth_dir(settings))
     try:
         compiled = compile_policy(settings, adir, read_policy(Path(args.policy)), args.policy)
