@@ -166,17 +166,18 @@ async def push(adir: AuthDir, compiled: Compiled, url: str) -> list[str]:
         )  # fmt: skip
     # A server skips ("jwt update skipped") an account it has not loaded yet (no client of it connected), and
     # later loads it from its memory resolver as it was when the server started: the update would be lost.
-    # Connected as one identity for the push, the clients account is loaded and takes it.
+    # Connected as one identity and as admin for the push, the clients and services accounts are loaded and take it.
     async with AsyncExitStack() as stack:
-        for creds in sorted((adir.path / "users").glob("*.creds"))[:1]:
+        loaders = [(p, p.stem) for p in sorted((adir.path / "users").glob("*.creds"))[:1]]
+        for creds, name in [*loaders, (adir.admin_creds, "admin")]:
             user = replace(settings, credentials=str(creds), tls_cert="", tls_key="")
             if tls.exists():
-                cert, key = tls.client(creds.stem)
+                cert, key = tls.client(name)
                 user = replace(user, tls_cert=str(cert) if cert.is_file() else "", tls_key=str(key) if key.is_file() else "")
             try:
                 await stack.enter_async_context(connect(user, name="mcp-nats auth", ident=f"auth-{os.getpid()}"))
             except BusError as exc:
-                log.debug("cannot load the clients account as %s: %s", creds.stem, exc)
+                log.debug("cannot load an account as %s: %s", name, exc)
         return await push_accounts(settings, accounts)
 
 
