@@ -32,6 +32,7 @@ from schemas.policy import Policy
 
 from . import jwt
 from . import permissions as perm
+from .accountmap import read_mappings
 from .subjects import Subjects
 
 OPERATOR_NAME: Final = "mcp-nats"
@@ -190,7 +191,8 @@ class AuthDir:
                 op, accounts[SERVICES], SERVICES, jetstream=True, exports=exports, response_threshold=perm.RESPONSE_THRESHOLD_S
             ),
             CLIENTS: jwt.account(
-                op, accounts[CLIENTS], CLIENTS, imports=exports, import_from=services_pub, revocations=revoked
+                op, accounts[CLIENTS], CLIENTS, imports=exports, import_from=services_pub, revocations=revoked,
+                mappings=read_mappings(self.path),  # canaries (bus/accountmap.py) survive a new policy
             ),
         }
         compiled.accounts = {accounts[n].public: j for n, j in jwts.items()}
