@@ -188,10 +188,12 @@ class AuthDir:
         jwts = {
             SYS: jwt.account(op, accounts[SYS], SYS),
             SERVICES: jwt.account(
-                op, accounts[SERVICES], SERVICES, jetstream=True, exports=exports, response_threshold=perm.RESPONSE_THRESHOLD_S
+                op, accounts[SERVICES], SERVICES, jetstream=True, exports=exports, response_threshold=perm.RESPONSE_THRESHOLD_S,
+                imports=perm.client_exports(subjects), import_from=accounts[CLIENTS].public,
             ),
             CLIENTS: jwt.account(
                 op, accounts[CLIENTS], CLIENTS, imports=exports, import_from=services_pub, revocations=revoked,
+                exports=perm.client_exports(subjects),
                 mappings=read_mappings(self.path),  # canaries (bus/accountmap.py) survive a new policy
             ),
         }
