@@ -39,6 +39,19 @@ def add_parser(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> ar
     return p
 
 
+def no_service_creds(settings: Settings, name: str, like: str | None) -> bool:
+    """True (and says how to make them) when this process would use `DIR/services/NAME.creds` of the state
+    directory's auth and that file does not exist: a service name no plugin has needs `auth service` first."""
+    adir = AuthDir(auth_dir(settings))
+    if settings.nats.credentials != str(adir.service_creds(name)) or adir.service_creds(name).is_file():
+        return False
+    log.error(
+        "auth is on and %s has no credentials (%s); make them with: mcp-nats auth service %s%s",
+        name, adir.service_creds(name), name, f" --like {like}" if like and like != name else "",
+    )  # fmt: skip
+    return True
+
+
 def with_service(text: str, name: str, like: str | None) -> str:
     """The policy text with a `[services.NAME]` table appended (the text is otherwise kept as written)."""
     entry = f'\n[services."{name}"]\n' + (f'like = "{like}"\n' if like else "")

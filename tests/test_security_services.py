@@ -118,3 +118,13 @@ async def test_auth_service_gives_a_candidate_and_an_attached_server_credentials
                     timeout=600.0,
                 )
     assert not (files / "x.txt").exists()
+
+
+def test_a_service_name_without_credentials_is_told_how_to_make_them(secured: Secured) -> None:
+    """With auth on, `serve demo --name nocreds` exits 2 naming the missing file and the `auth service` command."""
+    done = subprocess.run(
+        [MCP_NATS, "serve", "demo", "--name", "nocreds", "--subject-root", secured.root],
+        env=child_env(MCP_NATS_STATE_DIR=str(_state(secured))), capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert "services/nocreds.creds" in done.stderr and "mcp-nats auth service nocreds --like demo" in done.stderr
