@@ -9,7 +9,9 @@ bridge (a call beyond that is skipped and counted, never queued). Only tools who
 say `readOnlyHint: true` are ever shadowed. The copy gets its own call id (`<id>.shadow`) so that
 its audit record is not taken for a duplicate of the original. Results go to
 `<root>.rollout.shadow.<svc>`, kept by the rollout stream (`mcp-nats rollout report` reads it).
-A bridge without JetStream, without the bucket, or with credentials (auth on), shadows nothing.
+A bridge without the bucket shadows nothing. With credentials (auth on) the bridge reads the bucket
+through the direct-get API the services account exports, and its comparisons reach the rollout
+stream through a stream the clients account exports (bus/permissions.py).
 """
 
 from __future__ import annotations
@@ -57,11 +59,8 @@ class Shadow:
     async def __aenter__(self) -> Shadow:
         self._stack = contextlib.AsyncExitStack()
         self._tg = await self._stack.enter_async_context(asyncio.TaskGroup())
-        # With credentials (auth on) the bridge's account has no JetStream and its permissions do not cover the
-        # rollout subjects: asking would only be refused, again and again. Such a bridge shadows nothing.
-        if not self._bus.settings.credentials:
-            await self._poll_once()
-            self._poller = self._tg.create_task(self._poll(), name="shadow poller")
+        await self._poll_once()
+        self._poller = self._tg.create_task(self._poll(), name="shadow poller")
         return self
 
     async def __aexit__(self, *exc: Any) -> bool | None:
@@ -79,14 +78,17 @@ class Shadow:
 
     async def _poll_once(self) -> None:
         try:
-            if self._kv is None:
+            kv = self._kv
+            if kv is None:
                 js = JetStream(self._bus)
-                await js.stream_state(
-                    f"KV_{bucket(self._bus.subjects.root)}"
-                )  # exists? (never created by a bridge)
-                self._kv = KeyValue(js, bucket(self._bus.subjects.root))
+                # Without auth: does the bucket exist? (never created by a bridge.) With credentials the bridge's
+                # account has no JetStream: only the direct-get API of the bucket is imported (bus/permissions.py).
+                if not self._bus.settings.credentials:
+                    await js.stream_state(self._bus.subjects.rollout_stream())
+                kv = KeyValue(js, bucket(self._bus.subjects.root))
             while True:
-                entries, more = await self._kv.changes(self._revision)
+                entries, more = await kv.changes(self._revision)
+                self._kv = kv
                 for e in entries:
                     self._revision = max(self._revision, e.revision)
                     if not e.key.startswith(SHADOW_KEY_PREFIX):
@@ -159,8 +161,7 @@ class Shadow:
                 diff=diff,
                 error=error,
             )
-            subject = f"{self._bus.subjects.root}.rollout.shadow.{entry.service}"
-            await self._bus.publish(subject, encoder.encode(record))
+            await self._bus.publish(self._bus.subjects.shadow_results(entry.service), encoder.encode(record))
         except Exception:
             log.exception("shadowing a call of %s failed", entry.service)
         finally:

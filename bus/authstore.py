@@ -39,6 +39,7 @@ from schemas.policy import Policy
 
 from . import jwt
 from . import permissions as perm
+from .accountmap import read_mappings
 from .subjects import Subjects
 
 OPERATOR_NAME: Final = "mcp-nats"
@@ -240,10 +241,13 @@ class AuthDir:
         jwts = {
             SYS: jwt.account(op, accounts[SYS], SYS),
             SERVICES: jwt.account(
-                op, accounts[SERVICES], SERVICES, jetstream=True, exports=exports, response_threshold=perm.RESPONSE_THRESHOLD_S
+                op, accounts[SERVICES], SERVICES, jetstream=True, exports=exports, response_threshold=perm.RESPONSE_THRESHOLD_S,
+                imports=perm.client_exports(subjects), import_from=accounts[CLIENTS].public,
             ),
             CLIENTS: jwt.account(
-                op, accounts[CLIENTS], CLIENTS, imports=exports, import_from=services_pub, revocations=revoked
+                op, accounts[CLIENTS], CLIENTS, imports=exports, import_from=services_pub, revocations=revoked,
+                exports=perm.client_exports(subjects),
+                mappings=read_mappings(self.path),  # canaries (bus/accountmap.py) survive a new policy
             ),
             AUTH: jwt.account(op, accounts[AUTH], AUTH, callout_users=[callout.public], callout_accounts=[accounts[CLIENTS].public]),
         }

@@ -119,10 +119,12 @@ def account(
     revocations: Mapping[str, int] | None = None,
     callout_users: Sequence[str] = (),
     callout_accounts: Sequence[str] = (),
+    mappings: Mapping[str, Sequence[tuple[str, int]]] | None = None,
 ) -> str:
     """An account JWT signed by the operator. Exports are `stream` services with a response
     threshold; imports (from `import_from`) carry `share: true`, so the caller's identity travels
-    in `Nats-Request-Info`."""
+    in `Nats-Request-Info`; `mappings` are weighted subject mappings applied to what the account's
+    users publish (canaries)."""
     nats: dict[str, Any] = {"type": "account", "version": 2, "limits": _limits(jetstream), "default_permissions": {"pub": {}, "sub": {}}}
     if exports:
         nats["exports"] = [
@@ -140,7 +142,14 @@ def account(
         nats["revocations"] = dict(revocations)
     if callout_users:  # auth callout: every other user of this account is decided by the callout service
         nats["authorization"] = {"auth_users": list(callout_users), "allowed_accounts": list(callout_accounts)}
+    if mappings:
+        nats["mappings"] = mappings_claim(mappings)
     return encode({"sub": key.public, "name": name, "nats": nats}, signer)
+
+
+def mappings_claim(mappings: Mapping[str, Sequence[tuple[str, int]]]) -> dict[str, list[dict[str, Any]]]:
+    """An account's weighted subject mappings (`source -> [(destination, percent)]`) as the JWT holds them."""
+    return {src: [{"subject": dst, "weight": weight} for dst, weight in dests] for src, dests in sorted(mappings.items())}
 
 
 def _list(key: str, subjects: Sequence[str]) -> dict[str, list[str]]:

@@ -35,6 +35,7 @@ from .subjects import (
     SRV_VERBS,
     UNSAFE_TOOL_TOKEN,
     Subjects,
+    direct_get,
     inboxes,
     js_api,
     kv_all,
@@ -154,10 +155,14 @@ def identity(policy: Policy, name: str, catalog: Catalog, subjects: Subjects) ->
     services = allowed_services(policy, name, catalog)
     pub = _expand(subjects, allow, catalog, deny=False)
     pub += [srv("PING"), srv("INFO")]  # discovery of what exists; the answers carry no tool rights
+    # Shadowing (bridge/shadow.py): read the rollout settings through the exported direct-get API (nothing else of
+    # JetStream), and record comparisons of the services it may use (a stream CLIENTS exports to SERVICES).
+    pub.append(direct_get(subjects.rollout_stream()))
     # An identity that may use every service gets each per-service subject once, with `*` for the service:
     # its JWT (sent in the CONNECT line) then stays the same size however many services are installed.
     every = any(split(p)[0] == "*" for p in allow)
     for svc in ["*"] if every else services:
+        pub.append(subjects.shadow_results(svc))
         pub += [subjects.tools_list(svc), subjects.discover(svc), subjects.cancel(svc)]
         pub += [subjects.op(svc, op) for op in OPERATIONS]
         pub += [srv(verb) + ".>" for verb in SRV_VERBS] if every else [srv(verb, subjects.micro_name(svc)) for verb in SRV_VERBS]
@@ -199,5 +204,11 @@ def exports(catalog: Catalog, subjects: Subjects) -> list[Export]:
     out = [Export(subjects.service_requests(svc), "service") for svc in sorted(catalog)]
     out.append(Export(srv("*") + ".>", "service"))  # $SRV.<verb>.> : discovery of one service
     out += [Export(srv(verb), "service") for verb in SRV_VERBS]  # the bare $SRV.PING etc.
+    out.append(Export(direct_get(subjects.rollout_stream()), "service"))  # the shadow settings, read-only
     out.append(Export(subjects.events_all(), "stream"))
     return out
+
+
+def client_exports(subjects: Subjects) -> list[Export]:
+    """What the clients account exports and the services account imports: shadow comparisons (into its stream)."""
+    return [Export(subjects.shadow_results(), "stream")]

@@ -77,6 +77,11 @@ def stream_admin(stream: str) -> tuple[str, ...]:
     )
 
 
+def direct_get(stream: str) -> str:
+    """JetStream's direct-get API of one stream (reads without a consumer; what bus/kv.py reads a bucket with)."""
+    return js_api("DIRECT", "GET", stream)
+
+
 def claims_update(account: str) -> str:
     """Where the system account sends an updated account JWT to every server."""
     return f"$SYS.REQ.ACCOUNT.{account}.CLAIMS.UPDATE"
@@ -177,6 +182,14 @@ class Subjects:
     def bridges_status(self) -> str:
         """Every bridge answers here with its BridgeStatus (for `mcp-nats status`)."""
         return f"{self.root}.bridges.status"
+
+    def shadow_results(self, svc: str | None = None) -> str:
+        """Where bridges record shadowed calls of one service (every service: None), kept by the rollout stream."""
+        return f"{self.root}.rollout.shadow.{svc or '>'}"
+
+    def rollout_stream(self) -> str:
+        """The stream behind the KV bucket `<root>-rollout` that holds the shadow settings (schemas/rollout.py)."""
+        return f"KV_{self.root}-rollout"
 
     def micro_name(self, svc: str) -> str:
         """The ADR-32 service name of an MCP service's instances (`nats micro ls` shows it)."""

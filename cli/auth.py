@@ -18,7 +18,7 @@ from bus.authstore import AuthDir, AuthDirError, Compiled
 from bus.jetstream import stream_name
 from bus.subjects import Subjects, is_token
 from schemas.config import Settings
-from schemas.policy import PolicyError, check, default_policy, parse_policy
+from schemas.policy import PolicyError, check, default_policy, parse_policy, with_services
 
 from .config import auth_dir, url_file
 
@@ -82,6 +82,10 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser], common:
     callout.add_argument("--dir", metavar="DIR", help="the auth directory (default: <state_dir>/auth)")
     callout.add_argument("--state-dir", help="the state directory (default: $XDG_STATE_HOME/mcp-nats)")
 
+    from .auth_service import add_parser as add_service_parser
+
+    common(add_service_parser(verbs))
+
 
 def parse_routes(specs: list[str]) -> dict[str, list[str]]:
     """`--route NODE[=HOST,...]` values as {node: [hosts]}. Raises PolicyError naming a bad one."""
@@ -107,7 +111,7 @@ def compile_policy(settings: Settings, adir: AuthDir, text: str, source: str) ->
     from .catalog import catalog
 
     policy = parse_policy(text, source)
-    tools = catalog(settings)
+    tools = with_services(policy, catalog(settings), source)
     check(policy, tools, source)
     audit = stream_name("audit", settings.nats.root, settings.audit.stream)
     return adir.compile(policy, text, tools, Subjects(settings.nats.root), audit)
@@ -169,6 +173,12 @@ def store_keys(settings: Settings) -> tuple[str, str]:
 
 async def push(adir: AuthDir, compiled: Compiled, url: str) -> list[str]:
     """Send the compiled accounts (not the system account's own) to the server at `url`."""
+    import os
+    from contextlib import AsyncExitStack
+
+    from msgspec.structs import replace
+
+    from bus import connect
     from bus.certs import TlsFiles
     from bus.claims import push_accounts
     from schemas.config import NatsSettings
@@ -182,7 +192,21 @@ async def push(adir: AuthDir, compiled: Compiled, url: str) -> list[str]:
             url=url, credentials=str(adir.sys_creds), max_reconnect_attempts=0, connect_timeout=5.0,
             tls_ca=str(tls.ca), tls_cert=str(cert) if cert.is_file() else "", tls_key=str(key) if key.is_file() else "",
         )  # fmt: skip
-    return await push_accounts(settings, accounts)
+    # A server skips ("jwt update skipped") an account it has not loaded yet (no client of it connected), and
+    # later loads it from its memory resolver as it was when the server started: the update would be lost.
+    # Connected as one identity and as admin for the push, the clients and services accounts are loaded and take it.
+    async with AsyncExitStack() as stack:
+        loaders = [(p, p.stem) for p in sorted((adir.path / "users").glob("*.creds"))[:1]]
+        for creds, name in [*loaders, (adir.admin_creds, "admin")]:
+            user = replace(settings, credentials=str(creds), tls_cert="", tls_key="")
+            if tls.exists():
+                cert, key = tls.client(name)
+                user = replace(user, tls_cert=str(cert) if cert.is_file() else "", tls_key=str(key) if key.is_file() else "")
+            try:
+                await stack.enter_async_context(connect(user, name="mcp-nats auth", ident=f"auth-{os.getpid()}"))
+            except BusError as exc:
+                log.debug("cannot load an account as %s: %s", name, exc)
+        return await push_accounts(settings, accounts)
 
 
 def auth_command(args: argparse.Namespace, settings: Settings) -> int:
@@ -190,6 +214,10 @@ def auth_command(args: argparse.Namespace, settings: Settings) -> int:
         from .callout import callout_command
 
         return callout_command(args, settings)
+    if args.auth_command == "service":
+        from .auth_service import service_command
+
+        return service_command(args, settings)
     adir = AuthDir(Path(args.dir).expanduser() if args.dir else auth_dir(settings))
     try:
         routes = parse_routes(args.route)

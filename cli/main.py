@@ -11,6 +11,7 @@ import sys
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from .auth_service import no_service_creds
 from .config import ConfigError, load_settings, resolve_url, with_state_auth
 
 log = logging.getLogger("mcp-nats")
@@ -187,12 +188,17 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "serve":
             from .serve import serve_command
 
-            settings = with_state_auth(settings, "service", getattr(args, "service_name", None) or args.service)
+            name = getattr(args, "service_name", None) or args.service
+            settings = with_state_auth(settings, "service", name)
+            if no_service_creds(settings, name, args.service):
+                return 2
             return serve_command(args, settings)
         if args.command in ("status", "audit", "rollout", "backup", "restore"):
             settings = with_state_auth(settings, "admin")
         if args.command == "attach":
             settings = with_state_auth(settings, "service", args.attach_service)
+            if no_service_creds(settings, args.attach_service, None):
+                return 2
         if args.command == "auth":
             from .auth import auth_command
 

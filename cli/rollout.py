@@ -141,9 +141,9 @@ def apply(sdir: Path, config: Path, state: RolloutState, timeout: float = 10.0) 
         raise RuntimeError(f"no server config at {config}: is the server running (mcp-nats up)?") from None
     if re.search(r"^\s*operator\s*[:=]", server_conf, re.M):
         raise RuntimeError(
-            "auth is on (operator mode): clients live in accounts, where a server-level mapping does not apply; "
-            "subject mappings then belong in the clients' account JWT, which `mcp-nats rollout` does not write yet. "
-            "Run the canary on a server started with `mcp-nats up --no-auth`, or add the mapping to the account"
+            "the server runs in operator mode: clients live in accounts, where a server-level mapping does not apply, "
+            "and no auth directory of this state directory is in use (`mcp-nats up` with auth writes the canary into "
+            "the clients account JWT). Pass the --state-dir of the `up` that started it, or add the mapping to the account"
         )
     if MAPPINGS_FILE not in server_conf:
         raise RuntimeError(f'{config} does not include {MAPPINGS_FILE}: add the line  include "{MAPPINGS_FILE}"  and reload')
@@ -262,11 +262,23 @@ def rollout_command(args: argparse.Namespace, settings: Settings) -> int:
             from .shadow import stop_shadow
 
             return stop_shadow(settings, svc)
+    from .canary_auth import apply_to_account, auth_on, uncovered
+
+    secured = auth_on(settings)
+    now = state.canaries.get(svc)
+    why = uncovered(settings, svc, now.candidate) if secured and now is not None else ""
+    if why:
+        log.error("refusing the canary of %s: %s", svc, why)
+        return 2
     try:
-        apply(sdir, config, state)
+        if secured:
+            apply_to_account(settings, state)
+        else:
+            apply(sdir, config, state)
     except RuntimeError as exc:
         log.error("%s", exc)
         return 1
+    sdir.mkdir(parents=True, exist_ok=True)
     tmp = sdir / f".{STATE_FILE}.partial"
     tmp.write_bytes(msgspec.json.encode(state))
     tmp.replace(sdir / STATE_FILE)

@@ -15,6 +15,8 @@
                              # attributes is admitted as this identity without credentials (auth callout)
     [tools."fs.write_file"]
     rate = "5/s"             # optional: calls of matching tools, per identity
+    [services.fs-next]       # optional: a service that is no installed plugin's name (a canary candidate
+    like = "fs"              # `serve fs --name fs-next`, or `attach NAME`); `like`: its tools are fs's
 
 A pattern is `<service>.<tool>`; `*` matches any run of characters inside its part (`fs.read_*`,
 `*.search_*`). An identity may call a tool when one of its roles allows it and none denies it
@@ -25,7 +27,7 @@ from __future__ import annotations
 
 import re
 import tomllib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Annotated, Final
@@ -39,6 +41,8 @@ Pattern = Annotated[str, Meta(pattern=r"^[A-Za-z0-9_*-]+\.[^\s.]+\Z", max_length
 Rate = Annotated[str, Meta(pattern=r"^[0-9]+(\.[0-9]+)?/(s|m|h)\Z")]
 """Calls per second, minute or hour: "20/s", "600/m". The bucket holds one period's worth (burst)."""
 Concurrency = Annotated[int, Meta(ge=1, le=100_000)]
+ServiceName = Annotated[str, Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9-]{0,31}\Z")]
+"""A service name as `serve --name` and `attach` take it (no '_': it separates service and tool)."""
 
 _PERIODS: Final = {"s": 1.0, "m": 60.0, "h": 3600.0}
 
@@ -59,10 +63,19 @@ class ToolLimit(Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
     rate: Rate
 
 
+class ExtraService(Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    """A service name beyond the installed plugins' (credentials, exports and imports are made for it too)."""
+
+    like: ServiceName | None = None
+    """The installed plugin it is an instance of: its tools expand prefix patterns (`fs-next.read_*`).
+    Without it (an attached server), only `name.*` and exact tool names become permissions."""
+
+
 class Policy(Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
     roles: dict[Name, Role] = field(default_factory=dict)
     identities: dict[Name, Identity] = field(default_factory=dict)
     tools: dict[Pattern, ToolLimit] = field(default_factory=dict)
+    services: dict[ServiceName, ExtraService] = field(default_factory=dict)
 
 
 class PolicyError(ValueError):
@@ -93,7 +106,7 @@ def parse_policy(text: str, source: str = "the policy") -> Policy:
     except tomllib.TOMLDecodeError as exc:
         raise PolicyError(f"{source} is not valid TOML: {exc}") from None
     # Each entry converted on its own, so that an error names the role, identity or tool it is in.
-    sections: dict[str, type[Struct]] = {"roles": Role, "identities": Identity, "tools": ToolLimit}
+    sections: dict[str, type[Struct]] = {"roles": Role, "identities": Identity, "tools": ToolLimit, "services": ExtraService}
     for key in data:
         if key not in sections:
             raise PolicyError(f"{source}: unknown key {key!r} (expected: {', '.join(sections)})")
@@ -174,8 +187,22 @@ def matches(pattern: str, service: str, tool: str) -> bool:
     return part_matches(svc, service) and part_matches(t, tool)
 
 
+def with_services(policy: Policy, catalog: Mapping[str, Sequence[str]], source: str = "the policy") -> dict[str, list[str]]:
+    """The catalog (installed service -> its tools) and the policy's extra services, each with the tools of the
+    plugin it is `like` (none without). Raises PolicyError for a `like` that names no installed service."""
+    out = {name: list(tools) for name, tools in catalog.items()}
+    for name, extra in policy.services.items():
+        if extra.like is not None and extra.like not in catalog:
+            installed = ", ".join(sorted(catalog)) or "none"
+            raise PolicyError(f"{source}: services.{name}.like: {extra.like!r} is no installed service (installed: {installed})")
+        if name not in catalog:
+            out[name] = list(catalog[extra.like]) if extra.like is not None else []
+    return out
+
+
 def check(policy: Policy, services: Iterable[str], source: str = "the policy") -> None:
-    """Refuse (PolicyError, by name) an identity's unknown role and a pattern that matches no known service."""
+    """Refuse (PolicyError, by name) an identity's unknown role and a pattern that matches no known service
+    (`services` includes the policy's extra services: see with_services)."""
     known = sorted(set(services))
     for name, ident in policy.identities.items():
         for role in ident.roles:

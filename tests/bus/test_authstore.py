@@ -50,3 +50,21 @@ def test_recompiling_keeps_unchanged_keys_and_rotates_changed_ones(tmp_path: Pat
     assert result.removed == ["ci"] and not adir.user_creds("ci").exists()
     clients = [jwt.decode(t) for t in adir.resolver()["accounts"].values() if jwt.decode(t)["name"] == "CLIENTS"][0]
     assert clients["nats"]["revocations"][ci] == 1_000_200
+
+
+def test_a_canary_mapping_is_signed_into_the_clients_account_and_survives_a_new_policy(tmp_path: Path) -> None:
+    """remap re-signs CLIENTS with the weighted mapping (the JWT form nats-server reads); compiling again keeps it;
+    an empty mapping removes it."""
+    from bus.accountmap import remap
+
+    adir = AuthDir(tmp_path / "auth")
+    _compile(adir, ISSUE_POLICY)
+    table = {"mcp.fs.tools.call.*": [("mcp.fs.tools.call.{{wildcard(1)}}", 90), ("mcp.fs-next.tools.call.{{wildcard(1)}}", 10)]}
+    public, token = remap(adir, table, "CLIENTS")
+    want = {"mcp.fs.tools.call.*": [{"subject": "mcp.fs.tools.call.{{wildcard(1)}}", "weight": 90}, {"subject": "mcp.fs-next.tools.call.{{wildcard(1)}}", "weight": 10}]}
+    assert jwt.decode(token)["nats"]["mappings"] == want and adir.resolver()["accounts"][public] == token
+    assert jwt.decode(token)["nats"]["imports"]  # everything else kept
+    _compile(adir, ISSUE_POLICY, now=1_000_100.0)
+    assert jwt.decode(adir.resolver()["accounts"][public])["nats"]["mappings"] == want
+    _, cleared = remap(adir, {}, "CLIENTS")
+    assert "mappings" not in jwt.decode(cleared)["nats"]

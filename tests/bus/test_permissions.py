@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+
 from bus import jwt
 from bus import permissions as perm
 from bus.subjects import Subjects, subject_matches
-from schemas.policy import parse_policy
+from schemas.policy import PolicyError, check, parse_policy, with_services
 
 from ..schemas.test_policy import ISSUE_POLICY
 
@@ -78,3 +80,21 @@ def test_the_default_policys_jwt_does_not_grow_with_the_services_installed() -> 
     assert small.may_publish("$SRV.INFO.mcp-fs") and not small.may_publish("mcp.audit.fs.x")
     token = jwt.user(jwt.Key.new("account"), jwt.Key.new("user").public, "me", small)
     assert len(token) < 4096
+
+
+def test_extra_services_get_exports_and_their_like_kinds_tools_for_prefix_patterns() -> None:
+    """`[services.fs-next] like = "fs"` expands `fs-next.read_*` over fs's tools; an extra service without
+    `like` is exported too (only `x.*` and exact names reach it); a `like` naming no installed service is refused."""
+    text = '[roles.r]\nallow = ["fs-next.read_*", "tool1.*"]\n[identities.t]\nroles = ["r"]\n[services.fs-next]\nlike = "fs"\n[services.tool1]\n'
+    p = parse_policy(text)
+    catalog = with_services(p, CATALOG)
+    assert catalog["fs-next"] == CATALOG["fs"] and catalog["tool1"] == []
+    check(p, catalog)
+    t = perm.identity(p, "t", catalog, S)
+    assert t.may_publish("mcp.fs-next.tools.call.read_text_file") and not t.may_publish("mcp.fs-next.tools.call.write_file")
+    assert t.may_publish("mcp.tool1.tools.call.anything") and not t.may_publish("mcp.fs.tools.call.read_text_file")
+    assert {"mcp.fs-next.>", "mcp.tool1.>"} <= {e.subject for e in perm.exports(catalog, S)}
+    with pytest.raises(PolicyError, match="services.x.like"):
+        with_services(parse_policy('[services.x]\nlike = "nope"\n'), CATALOG)
+    with pytest.raises(PolicyError):
+        parse_policy("[services.bad_name]\n")  # '_' separates service and tool
