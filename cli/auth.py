@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bus import BusError, NoResponders, NotConnected
-from bus.authstore import AuthDir, AuthDirError, Compiled
+from bus.authstore import AUTH, AuthDir, AuthDirError, Compiled
 from bus.jetstream import stream_name
 from bus.subjects import Subjects, is_token
 from schemas.config import Settings
@@ -183,8 +183,11 @@ async def push(adir: AuthDir, compiled: Compiled, url: str) -> list[str]:
     from bus.claims import push_accounts
     from schemas.config import NatsSettings
 
-    accounts = {k: v for k, v in compiled.accounts.items() if k != compiled.system_account}
     tls = TlsFiles(adir.path)
+    # AUTH (the callout's account) is in use only with mTLS; otherwise no client of it ever connects, the
+    # server would skip the update, and it keeps the preloaded claims (the same: its keys are kept stable).
+    unused = set() if tls.verify else {adir.key(f"account:{AUTH}").public}
+    accounts = {k: v for k, v in compiled.accounts.items() if k != compiled.system_account and k not in unused}
     settings = NatsSettings(url=url, credentials=str(adir.sys_creds), max_reconnect_attempts=0, connect_timeout=5.0)
     if tls.exists():
         cert, key = tls.client("sys")
