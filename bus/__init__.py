@@ -1,13 +1,28 @@
-"""The only package that imports nats: connect, subjects, inbox mux, serve, $SRV, errors, embedded server."""
+"""The only package that imports nats: connect, subjects, inbox mux, serve, $SRV, errors, embedded server.
 
-from .authstore import AuthDir as AuthDir
-from .authstore import AuthDirError as AuthDirError
-from .authstore import Compiled as Compiled
-from .callout import Authorizer as Authorizer
-from .callout import Decision as Decision
-from .certs import TlsFiles as TlsFiles
-from .claims import ClaimsRefused as ClaimsRefused
-from .claims import push_accounts as push_accounts
+The security tooling (auth store, callout, claims push) and backups are imported on first use, so a
+bridge or a responder does not load JWT minting, certificates and snapshots it never needs.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .authstore import AuthDir as AuthDir
+    from .authstore import AuthDirError as AuthDirError
+    from .authstore import Compiled as Compiled
+    from .callout import Authorizer as Authorizer
+    from .callout import Decision as Decision
+    from .claims import ClaimsRefused as ClaimsRefused
+    from .claims import push_accounts as push_accounts
+    from .snapshot import Snapshot as Snapshot
+    from .snapshot import delete_stream as delete_stream
+    from .snapshot import restore_stream as restore_stream
+    from .snapshot import snapshot_stream as snapshot_stream
+
+
 from .connection import Bus as Bus
 from .connection import ServerInfo as ServerInfo
 from .connection import connect as connect
@@ -51,16 +66,36 @@ from .objects import take_result as take_result
 from .permissions import Permissions as Permissions
 from .serve import Endpoint as Endpoint
 from .serve import Request as Request
-from .snapshot import Snapshot as Snapshot
-from .snapshot import delete_stream as delete_stream
-from .snapshot import restore_stream as restore_stream
-from .snapshot import snapshot_stream as snapshot_stream
 from .subjects import Subjects as Subjects
 from .subjects import is_token as is_token
 from .subjects import tool_token as tool_token
 from .wire import Wire as Wire
 from .wire import add_headers as add_headers
 from .wire import encode_headers as encode_headers
+
+_LAZY = {
+    "AuthDir": ".authstore",
+    "AuthDirError": ".authstore",
+    "Compiled": ".authstore",
+    "Authorizer": ".callout",
+    "Decision": ".callout",
+    "ClaimsRefused": ".claims",
+    "push_accounts": ".claims",
+    "Snapshot": ".snapshot",
+    "delete_stream": ".snapshot",
+    "restore_stream": ".snapshot",
+    "snapshot_stream": ".snapshot",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'bus' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "AuthDir",
@@ -69,7 +104,6 @@ __all__ = [
     "Compiled",
     "CredentialsError",
     "Permissions",
-    "TlsFiles",
     "Authorizer",
     "Decision",
     "push_accounts",

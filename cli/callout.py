@@ -12,8 +12,9 @@ import signal
 from pathlib import Path
 from typing import Protocol
 
-from bus import AuthDir, AuthDirError, Authorizer, BusError, TlsFiles, connect
+from bus import AuthDir, AuthDirError, Authorizer, BusError, connect
 from bus.callout import SUBJECT
+from bus.certs import TlsFiles
 from schemas.config import NatsSettings, Settings
 
 from .config import auth_dir

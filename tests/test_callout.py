@@ -25,12 +25,11 @@ from bus import (
     JetStream,
     NotConnected,
     PermissionDenied,
-    TlsFiles,
     audit_stream,
     connect,
     jwt,
 )
-from bus.certs import ensure
+from bus.certs import TlsFiles, ensure
 from cli.auth import compile_policy, push
 from schemas import errors as codes
 from schemas.audit import AuditRecord
