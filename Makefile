@@ -32,6 +32,7 @@ test-backends:
 ## test: install and run the whole suite
 test: $(STAMP) test-backends
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
 

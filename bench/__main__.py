@@ -31,8 +31,16 @@ from .rig import FS_VERSION, REPO, Rig, default_cache
 
 def _git(code: Path) -> str:
     try:
-        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=code, capture_output=True, text=True, timeout=5).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=code, capture_output=True, text=True, timeout=5).stdout.strip()
+        rev = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=code, capture_output=True, text=True, timeout=5
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=code,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        ).stdout.strip()
     except (OSError, subprocess.TimeoutExpired):
         return "unknown"
     return rev + ("-dirty" if dirty else "") if rev else "unknown"
@@ -51,18 +59,44 @@ def _machine() -> str:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m bench", description="Benchmark the mcp-nats bridge against direct stdio MCP servers.")
-    p.add_argument("command", nargs="?", default="run", choices=("run", "profile", "latency", "auth", "vector", "search"))
-    p.add_argument("--quick", action="store_true", help="one short repetition (a smoke run; numbers are rough)")
+    p = argparse.ArgumentParser(
+        prog="python -m bench", description="Benchmark the mcp-nats bridge against direct stdio MCP servers."
+    )
+    p.add_argument(
+        "command", nargs="?", default="run", choices=("run", "profile", "latency", "auth", "vector", "search")
+    )
+    p.add_argument(
+        "--quick", action="store_true", help="one short repetition (a smoke run; numbers are rough)"
+    )
     p.add_argument("--reps", type=int, help="repetitions (default 3; 1 with --quick)")
-    p.add_argument("--only", default="bridge,node-fs,sdk,npx,nats,scaling",
-                   help="comma-separated parts: bridge, node-fs, sdk, npx (cold start only), nats, scaling")
-    p.add_argument("--cache", type=Path, default=default_cache(), help="where npm installs the reference server (default: %(default)s)")
-    p.add_argument("--fs-version", default=FS_VERSION, help="@modelcontextprotocol/server-filesystem version (default: %(default)s)")
-    p.add_argument("--code", type=Path, help="measure the mcp-nats packages of another checkout (put first on PYTHONPATH)")
+    p.add_argument(
+        "--only",
+        default="bridge,node-fs,sdk,npx,nats,scaling",
+        help="comma-separated parts: bridge, node-fs, sdk, npx (cold start only), nats, scaling",
+    )
+    p.add_argument(
+        "--cache",
+        type=Path,
+        default=default_cache(),
+        help="where npm installs the reference server (default: %(default)s)",
+    )
+    p.add_argument(
+        "--fs-version",
+        default=FS_VERSION,
+        help="@modelcontextprotocol/server-filesystem version (default: %(default)s)",
+    )
+    p.add_argument(
+        "--code",
+        type=Path,
+        help="measure the mcp-nats packages of another checkout (put first on PYTHONPATH)",
+    )
     p.add_argument("--json-out", type=Path, help="also write the full JSON document here")
-    p.add_argument("--keep", action="store_true", help="keep the temporary directory (logs, data) for inspection")
-    p.add_argument("--seconds", type=float, default=15.0, help="profile: seconds of sampling (default: %(default)s)")
+    p.add_argument(
+        "--keep", action="store_true", help="keep the temporary directory (logs, data) for inspection"
+    )
+    p.add_argument(
+        "--seconds", type=float, default=15.0, help="profile: seconds of sampling (default: %(default)s)"
+    )
     p.add_argument("--rate", type=int, default=250, help="profile: samples per second (default: %(default)s)")
     return p
 
@@ -112,7 +146,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "latency":
             from .latency import latency
 
-            return latency(rig, reps=args.reps or (1 if args.quick else 3), count=1000 if args.quick else 2000)
+            return latency(
+                rig, reps=args.reps or (1 if args.quick else 3), count=1000 if args.quick else 2000
+            )
         from .report import render
         from .run import Plan, run
 

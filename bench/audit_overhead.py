@@ -40,7 +40,9 @@ async def echo(text: str) -> str:
 
 
 def _serve(url: str, root: str, audit: bool, state: str) -> None:
-    settings = Settings(nats=NatsSettings(url=url, root=root), audit=AuditSettings(enabled=audit), state_dir=state)
+    settings = Settings(
+        nats=NatsSettings(url=url, root=root), audit=AuditSettings(enabled=audit), state_dir=state
+    )
     uvloop.run(serve(svc, settings))
 
 
@@ -53,7 +55,9 @@ def cpu_seconds(pid: int) -> float:
 async def _drive(
     url: str, root: str, calls: int, concurrency: int, audit: bool, pids: tuple[int, int] = (0, 0)
 ) -> tuple[float, float, float, float, float]:
-    async with connect(NatsSettings(url=url, root=root), name="audit bench", ident="b" + uuid.uuid4().hex[:8]) as bus:
+    async with connect(
+        NatsSettings(url=url, root=root), name="audit bench", ident="b" + uuid.uuid4().hex[:8]
+    ) as bus:
         subject = f"{root}.auditbench.tools.call.echo"
         body = msgspec.json.encode({"name": "echo", "arguments": {"text": "x" * 64}})
         end = time.monotonic() + 15
@@ -92,7 +96,13 @@ async def _drive(
                 sys.stderr.write(f"audit: {n} records for {want} calls\n")
         cpu = [(cpu_seconds(p) - c) * 1e6 / calls if p else 0.0 for p, c in zip(pids, cpu0, strict=True)]
         latencies.sort()
-        return calls / elapsed, latencies[len(latencies) // 2] * 1e6, latencies[int(len(latencies) * 0.99)] * 1e6, cpu[0], cpu[1]
+        return (
+            calls / elapsed,
+            latencies[len(latencies) // 2] * 1e6,
+            latencies[int(len(latencies) * 0.99)] * 1e6,
+            cpu[0],
+            cpu[1],
+        )
 
 
 def main(argv: list[str]) -> None:
@@ -110,11 +120,24 @@ def main(argv: list[str]) -> None:
                 for audit in (False, True):
                     root = f"ab{rep}{int(audit)}{uuid.uuid4().hex[:6]}"
                     proc = subprocess.Popen(
-                        [sys.executable, "-m", "bench.audit_overhead", "serve", server.url, root, "1" if audit else "0", tmp]
+                        [
+                            sys.executable,
+                            "-m",
+                            "bench.audit_overhead",
+                            "serve",
+                            server.url,
+                            root,
+                            "1" if audit else "0",
+                            tmp,
+                        ]
                     )
                     try:
                         assert server.process is not None
-                        r = asyncio.run(_drive(server.url, root, calls, concurrency, audit, (proc.pid, server.process.pid)))
+                        r = asyncio.run(
+                            _drive(
+                                server.url, root, calls, concurrency, audit, (proc.pid, server.process.pid)
+                            )
+                        )
                     finally:
                         proc.terminate()
                         proc.wait(30)

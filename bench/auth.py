@@ -32,7 +32,21 @@ ROOT = "bench"
 
 
 def _serve(url: str, files: Path, creds: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    argv = [sys.executable, "-m", "cli", "serve", "fs", "--nats-url", url, "--subject-root", ROOT, "--root", str(files), "--log-level", "warning"]
+    argv = [
+        sys.executable,
+        "-m",
+        "cli",
+        "serve",
+        "fs",
+        "--nats-url",
+        url,
+        "--subject-root",
+        ROOT,
+        "--root",
+        str(files),
+        "--log-level",
+        "warning",
+    ]
     if creds:
         argv += ["--credentials", creds]
     return subprocess.Popen(argv, stdin=subprocess.DEVNULL, env=env)
@@ -42,7 +56,9 @@ async def _wait(url: str, creds: str) -> None:
     if not creds:
         await wait_instances(url, ROOT, "fs", 1)
         return
-    async with connect(NatsSettings(url=url, root=ROOT, credentials=creds), name="bench", ident="bench-wait") as bus:
+    async with connect(
+        NatsSettings(url=url, root=ROOT, credentials=creds), name="bench", ident="bench-wait"
+    ) as bus:
         end = time.monotonic() + 20
         while time.monotonic() < end:
             if await bus.scatter(f"$SRV.PING.{ROOT}-fs", idle=0.1, limit=1.0):
@@ -82,17 +98,24 @@ def auth_bench(reps: int = 3, count: int = 2000, warmup: int = 200) -> int:
         (files / "a.txt").write_text("hello\n")
         adir = AuthDir(base / "auth")
         compile_policy(Settings(nats=NatsSettings(root=ROOT)), adir, POLICY, "the bench policy")
-        env = {k: v for k, v in os.environ.items() if not k.startswith("MCP_NATS_")} | {"MCP_NATS_STATE_DIR": str(base / "state")}
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MCP_NATS_")} | {
+            "MCP_NATS_STATE_DIR": str(base / "state")
+        }
         servers = {
             "auth off": EmbeddedServer(base / "plain").start(),
             "auth on": EmbeddedServer(base / "secured", extra_config=adir.server_config()).start(),
         }
-        creds = {"auth off": ("", ""), "auth on": (str(adir.service_creds("fs")), str(adir.user_creds("bench")))}
+        creds = {
+            "auth off": ("", ""),
+            "auth on": (str(adir.service_creds("fs")), str(adir.user_creds("bench"))),
+        }
         procs = [_serve(servers[k].url, files, creds[k][0], env) for k in servers]
         try:
             for k, srv in servers.items():
                 asyncio.run(_wait(srv.url, str(adir.admin_creds) if creds[k][0] else ""))
-            body = msgspec.json.encode({"name": "read_text_file", "arguments": {"path": str(files / "a.txt")}})
+            body = msgspec.json.encode(
+                {"name": "read_text_file", "arguments": {"path": str(files / "a.txt")}}
+            )
             p50s: dict[str, list[float]] = {k: [] for k in servers}
             p90s: dict[str, list[float]] = {k: [] for k in servers}
             for rep in range(reps):
@@ -100,10 +123,16 @@ def auth_bench(reps: int = 3, count: int = 2000, warmup: int = 200) -> int:
                     xs = asyncio.run(_loop(srv.url, creds[k][1], body, count, warmup))
                     p50s[k].append(_pct(xs, 0.5))
                     p90s[k].append(_pct(xs, 0.9))
-                    print(f"rep {rep + 1} {k:8}: p50 {p50s[k][-1]:7.1f} µs  p90 {p90s[k][-1]:7.1f} µs  ({count} sequential calls)")
+                    print(
+                        f"rep {rep + 1} {k:8}: p50 {p50s[k][-1]:7.1f} µs  p90 {p90s[k][-1]:7.1f} µs  ({count} sequential calls)"
+                    )
             off, on = statistics.median(p50s["auth off"]), statistics.median(p50s["auth on"])
-            print(f"\nmedian p50: auth off {off:.1f} µs, auth on {on:.1f} µs: ratio {on / off:.2f} ({on - off:+.1f} µs per round trip)")
-            print(f"median p90: auth off {statistics.median(p90s['auth off']):.1f} µs, auth on {statistics.median(p90s['auth on']):.1f} µs")
+            print(
+                f"\nmedian p50: auth off {off:.1f} µs, auth on {on:.1f} µs: ratio {on / off:.2f} ({on - off:+.1f} µs per round trip)"
+            )
+            print(
+                f"median p90: auth off {statistics.median(p90s['auth off']):.1f} µs, auth on {statistics.median(p90s['auth on']):.1f} µs"
+            )
         finally:
             for p in procs:
                 p.terminate()

@@ -33,9 +33,13 @@ def _env(rig: Rig, out: Path) -> dict[str, str]:
     return {"PYTHONPATH": path, "BENCH_LATENCY_TRACE": str(out)}
 
 
-def _seq(target: Target, rig: Rig, env: dict[str, str], warm: int, count: int) -> tuple[float, dict[str, float]]:
+def _seq(
+    target: Target, rig: Rig, env: dict[str, str], warm: int, count: int
+) -> tuple[float, dict[str, float]]:
     """(client-measured p50 µs, CPU µs per call by process) of `count` sequential calls."""
-    with StdioServer(target.argv, env={**target.env, **env}, cwd=target.cwd, stderr=rig.logs / f"{target.name}-latency.err") as s:
+    with StdioServer(
+        target.argv, env={**target.env, **env}, cwd=target.cwd, stderr=rig.logs / f"{target.name}-latency.err"
+    ) as s:
         s.handshake(target.tool)
         work = rig.read_workload(target)
         s.run(work, k=0, count=warm, mode="seq")
@@ -54,14 +58,34 @@ def latency(rig: Rig, *, reps: int = 3, warm: int = 500, count: int = 2000) -> i
     out.mkdir(exist_ok=True)
     root = rig.root + "lt"
     resp_trace = out / "responder.json"
-    argv = [MCP_NATS, "serve", "fs", "--root", str(rig.data), "--url", rig.url, "--subject-root", root, "--log-level", "warning"]
-    responder = rig._spawn(argv, "fs-latency.log", MCP_NATS_STATE_DIR=str(rig.tmp / "state"), **_env(rig, resp_trace))
+    argv = [
+        MCP_NATS,
+        "serve",
+        "fs",
+        "--root",
+        str(rig.data),
+        "--url",
+        rig.url,
+        "--subject-root",
+        root,
+        "--log-level",
+        "warning",
+    ]
+    responder = rig._spawn(
+        argv, "fs-latency.log", MCP_NATS_STATE_DIR=str(rig.tmp / "state"), **_env(rig, resp_trace)
+    )
     rows: list[dict[str, Any]] = []
     try:
         rig._wait(root, "fs", 1, "fs-latency.log")
         base = rig.bridge()
-        bridge = Target(base.name, base.label, [MCP_NATS, "bridge", "--url", rig.url, "--subject-root", root], base.tool, base.env,
-                        helpers={"responder": responder.pid, "nats-server": rig.nats_pid})
+        bridge = Target(
+            base.name,
+            base.label,
+            [MCP_NATS, "bridge", "--url", rig.url, "--subject-root", root],
+            base.tool,
+            base.env,
+            helpers={"responder": responder.pid, "nats-server": rig.nats_pid},
+        )
         node = rig.node_fs()
         bridge_spans: dict[str, list[float]] = {}
         for rep in range(reps):
@@ -74,13 +98,17 @@ def latency(rig: Rig, *, reps: int = 3, warm: int = 500, count: int = 2000) -> i
             sys.stderr.write(f"[latency] rep {rep + 1}: bridge {total:.0f} µs, node {node_p50:.0f} µs\n")
     finally:
         _stop(responder)
-    resp_spans: list[float] = json.loads(resp_trace.read_text()).get("nats->nats", []) if resp_trace.exists() else []
+    resp_spans: list[float] = (
+        json.loads(resp_trace.read_text()).get("nats->nats", []) if resp_trace.exists() else []
+    )
     total = _p50([r["bridge_p50"] for r in rows])
     node_p50 = _p50([r["node_p50"] for r in rows])
     parts = {
         "bridge: stdin line in -> request written to NATS": _p50(bridge_spans.get("stdin->nats", [])),
         "responder: request in -> reply written (fs_read_text_file)": _p50(resp_spans),
-        "bridge: reply in from NATS -> response written to stdout": _p50(bridge_spans.get("nats->stdout", [])),
+        "bridge: reply in from NATS -> response written to stdout": _p50(
+            bridge_spans.get("nats->stdout", [])
+        ),
     }
     inside = sum(parts.values())
     lines = [
@@ -94,9 +122,17 @@ def latency(rig: Rig, *, reps: int = 3, warm: int = 500, count: int = 2000) -> i
         f"| reference filesystem server (node, direct stdio), for scale | {node_p50:.0f} |",
         "",
         "CPU µs per sequential call (median of repetitions): "
-        + ", ".join(f"{p} {_p50([r['cpu'].get(p, 0.0) for r in rows]):.0f}" for p in rows[0]["cpu"]) if rows else "",
+        + ", ".join(f"{p} {_p50([r['cpu'].get(p, 0.0) for r in rows]):.0f}" for p in rows[0]["cpu"])
+        if rows
+        else "",
     ]
-    doc = {"bench": "mcp-nats-latency", "bridge_p50_us": total, "node_p50_us": node_p50, "parts_us": parts,
-           "rest_us": total - inside, "reps": rows}
+    doc = {
+        "bench": "mcp-nats-latency",
+        "bridge_p50_us": total,
+        "node_p50_us": node_p50,
+        "parts_us": parts,
+        "rest_us": total - inside,
+        "reps": rows,
+    }
     sys.stdout.write("\n".join(lines) + "\n\n" + json.dumps(doc, separators=(",", ":")) + "\n")
     return 0

@@ -29,7 +29,9 @@ async def wait_instances(url: str, root: str, svc: str, count: int, timeout: flo
     """Bounded wait until exactly `count` instances of `svc` answer `$SRV.PING`; their ids."""
     end = time.monotonic() + timeout
     ids: list[str] = []
-    async with connect(NatsSettings(url=url, root=root), name="bench probe", ident="bp" + secrets.token_hex(4)) as bus:
+    async with connect(
+        NatsSettings(url=url, root=root), name="bench probe", ident="bp" + secrets.token_hex(4)
+    ) as bus:
         while time.monotonic() < end:
             replies = await bus.scatter(f"$SRV.PING.{root}-{svc}", idle=0.1, limit=1.0)
             ids = [msgspec.json.decode(r.data)["id"] for r in replies]
@@ -39,7 +41,9 @@ async def wait_instances(url: str, root: str, svc: str, count: int, timeout: flo
     raise TimeoutError(f"expected {count} instances of {svc}, found {len(ids)} within {timeout:.0f} s")
 
 
-async def drive(url: str, root: str, *, svc: str, tool: str, k: int, count: int, max_seconds: float, warmup: int) -> Phase:
+async def drive(
+    url: str, root: str, *, svc: str, tool: str, k: int, count: int, max_seconds: float, warmup: int
+) -> Phase:
     """`warmup` calls, then up to `count` calls or `max_seconds` with `k` in flight; the timed Phase."""
     ident = "bench" + secrets.token_hex(4)
     async with connect(NatsSettings(url=url, root=root), name=f"mcp-nats bench {ident}", ident=ident) as bus:
@@ -60,7 +64,12 @@ async def drive(url: str, root: str, *, svc: str, tool: str, k: int, count: int,
 
         async def send(i: int) -> None:
             state["sent"][i] = time.perf_counter_ns()
-            await nc.publish(subject, b'{"name":"%s","arguments":{"text":"m%d"}}' % (tool.encode(), i), reply=f"{prefix}.{i}", headers=headers(i))
+            await nc.publish(
+                subject,
+                b'{"name":"%s","arguments":{"text":"m%d"}}' % (tool.encode(), i),
+                reply=f"{prefix}.{i}",
+                headers=headers(i),
+            )
 
         async def on_reply(msg: Any) -> None:
             t = time.perf_counter_ns()

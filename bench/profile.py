@@ -44,8 +44,16 @@ _LAYERS: Final = (
 )
 _LINE: Final = re.compile(r":\d+\)$")
 # Frames every sample of a thread passes through; they say nothing about cost.
-_ENTRY: Final = ("runpy", "cli/main.py", "cli/serve.py", "uvloop/__init__", "asyncio/runners.py", "<module>", "threading.py",
-                 "bench/echo_service.py")
+_ENTRY: Final = (
+    "runpy",
+    "cli/main.py",
+    "cli/serve.py",
+    "uvloop/__init__",
+    "asyncio/runners.py",
+    "<module>",
+    "threading.py",
+    "bench/echo_service.py",
+)
 
 
 def _load(path: Path) -> list[tuple[list[str], int]]:
@@ -80,7 +88,11 @@ def analyse(path: Path, top: int = 20) -> str:
     out = [f"{path.stem}: {total} samples with the GIL held", "", "  self time by line (leaf frame):"]
     out += [f"    {100 * n / total:5.1f}%  {f}" for f, n in leaf.most_common(top)]
     out += ["", "  inclusive time by function:"]
-    out += [f"    {100 * n / total:5.1f}%  {f}" for f, n in func.most_common(top + 25) if not any(e in f for e in _ENTRY)][: top + 10]
+    out += [
+        f"    {100 * n / total:5.1f}%  {f}"
+        for f, n in func.most_common(top + 25)
+        if not any(e in f for e in _ENTRY)
+    ][: top + 10]
     out += ["", "  self time by layer:"]
     out += [f"    {100 * n / total:5.1f}%  {name}" for name, n in layer.most_common()]
     # A write(2) that wakes another process often ends in a context switch while the GIL is held,
@@ -89,17 +101,36 @@ def analyse(path: Path, top: int = 20) -> str:
     rest = sum(python.values())
     if rest and rest < total:
         out += ["", "  self time by layer, write syscalls left out (the Python-side split):"]
-        out += [f"    {100 * n / rest:5.1f}%  {name}" for name, n in sorted(python.items(), key=lambda kv: -kv[1])]
+        out += [
+            f"    {100 * n / rest:5.1f}%  {name}" for name, n in sorted(python.items(), key=lambda kv: -kv[1])
+        ]
     return "\n".join(out)
 
 
-def perf_split(perf: str, pids: dict[str, int], seconds: float, out_dir: Path) -> dict[str, subprocess.Popen[bytes]]:
+def perf_split(
+    perf: str, pids: dict[str, int], seconds: float, out_dir: Path
+) -> dict[str, subprocess.Popen[bytes]]:
     """Start `perf record` (CPU-clock samples, kernel included) on each process."""
     return {
         name: subprocess.Popen(
-            [perf, "record", "-e", "cpu-clock", "-F", "999", "-g", "-o", str(out_dir / f"{name}.perf"), "-p", str(pid),
-             "--", "sleep", str(int(seconds))],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                perf,
+                "record",
+                "-e",
+                "cpu-clock",
+                "-F",
+                "999",
+                "-g",
+                "-o",
+                str(out_dir / f"{name}.perf"),
+                "-p",
+                str(pid),
+                "--",
+                "sleep",
+                str(int(seconds)),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         for name, pid in pids.items()
     }
@@ -107,22 +138,50 @@ def perf_split(perf: str, pids: dict[str, int], seconds: float, out_dir: Path) -
 
 def perf_report(perf: str, path: Path, top: int = 8) -> str:
     """Where the CPU time went by object (interpreter, kernel, libc, uvloop...) and the top kernel symbols."""
+
     def rows(*args: str) -> list[str]:
-        r = subprocess.run([perf, "report", "-i", str(path), "--no-children", "--stdio", "-g", "none", *args],
-                           capture_output=True, text=True, timeout=120, check=False)
+        r = subprocess.run(
+            [perf, "report", "-i", str(path), "--no-children", "--stdio", "-g", "none", *args],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
         lines = [x.strip() for x in r.stdout.splitlines() if x.strip() and not x.startswith("#")]
         return list(dict.fromkeys(lines))  # perf repeats the table per sample group on some files
 
     dso = rows("--sort", "dso")[:top]
     kernel = rows("--sort", "sym", "--dsos", "[kernel.kallsyms]")[:top]
-    return "\n".join([f"{path.stem}: CPU time by object (perf, cpu-clock)", *[f"    {x}" for x in dso],
-                      "  top kernel symbols (share of all CPU samples):", *[f"    {x}" for x in kernel]])
+    return "\n".join(
+        [
+            f"{path.stem}: CPU time by object (perf, cpu-clock)",
+            *[f"    {x}" for x in dso],
+            "  top kernel symbols (share of all CPU samples):",
+            *[f"    {x}" for x in kernel],
+        ]
+    )
 
 
 def _spy(py_spy: str, pid: int, out: Path, seconds: float, rate: int) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [py_spy, "record", "-f", "raw", "--gil", "--nonblocking", "-r", str(rate), "-d", str(int(seconds)), "-p", str(pid), "-o", str(out)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        [
+            py_spy,
+            "record",
+            "-f",
+            "raw",
+            "--gil",
+            "--nonblocking",
+            "-r",
+            str(rate),
+            "-d",
+            str(int(seconds)),
+            "-p",
+            str(pid),
+            "-o",
+            str(out),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
 
 
@@ -160,15 +219,22 @@ def profile(rig: Rig, *, seconds: float, rate: int) -> int:
     n = max(1, phase.ok)
     cpu = ", ".join(f"{p} {c / n * 1e6:.0f}" for p, c in meter.cpu.items())
     sys_ = ", ".join(f"{p} {r / n:.2f}/{w / n:.2f}" for p, (r, w) in meter.syscalls.items())
-    reports.append(f"bridge K=64 fs_read_text_file under py-spy: {phase.ops:,.0f} calls/s, "
-                   f"{sum(phase.failures.values())} failed; CPU µs/call: {cpu}; read/write syscalls per call: {sys_}")
+    reports.append(
+        f"bridge K=64 fs_read_text_file under py-spy: {phase.ops:,.0f} calls/s, "
+        f"{sum(phase.failures.values())} failed; CPU µs/call: {cpu}; read/write syscalls per call: {sys_}"
+    )
     reports += [analyse(f) for f in files.values()]
     perf = shutil.which("perf")
     if perf is not None:  # a second window, so the two samplers do not disturb each other
         with StdioServer(target.argv, env=target.env, stderr=rig.logs / "bridge-perf.err") as s:
             s.handshake(target.tool)
             s.run(work, k=64, count=3000)
-            recs = perf_split(perf, {"bridge": s.pid, "fs-responder": rig.fs[0].pid, "nats-server": rig.nats_pid}, seconds, out_dir)
+            recs = perf_split(
+                perf,
+                {"bridge": s.pid, "fs-responder": rig.fs[0].pid, "nats-server": rig.nats_pid},
+                seconds,
+                out_dir,
+            )
             s.run(work, k=64, count=10**9, max_seconds=seconds + 2)
             for rec in recs.values():
                 rec.wait(seconds + 30)
@@ -177,14 +243,27 @@ def profile(rig: Rig, *, seconds: float, rate: int) -> int:
     echo_file = out_dir / "echo-responder.raw"
     spy = _spy(py_spy, rig.echo[0].pid, echo_file, seconds, rate)
     meter = Meter({"echo-responder": rig.echo[0].pid, "nats-server": rig.nats_pid}).start()
-    p2 = uvloop.run(drive(rig.url, rig.root, svc="bench", tool="echo", k=256, count=10**9, max_seconds=seconds + 2, warmup=2000))
+    p2 = uvloop.run(
+        drive(
+            rig.url,
+            rig.root,
+            svc="bench",
+            tool="echo",
+            k=256,
+            count=10**9,
+            max_seconds=seconds + 2,
+            warmup=2000,
+        )
+    )
     meter.stop()
     _finish([spy], seconds)
     n = max(1, p2.ok)
     cpu = ", ".join(f"{p} {c / n * 1e6:.0f}" for p, c in meter.cpu.items())
     sys_ = ", ".join(f"{p} {r / n:.2f}/{w / n:.2f}" for p, (r, w) in meter.syscalls.items())
-    reports.append(f"echo responder over NATS K=256 under py-spy: {p2.ops:,.0f} calls/s; CPU µs/call: {cpu}; "
-                   f"read/write syscalls per call: {sys_}")
+    reports.append(
+        f"echo responder over NATS K=256 under py-spy: {p2.ops:,.0f} calls/s; CPU µs/call: {cpu}; "
+        f"read/write syscalls per call: {sys_}"
+    )
     reports.append(analyse(echo_file))
     reports.append(f"raw profiles: {out_dir} (flame graph: flamegraph.pl < FILE > out.svg)")
     sys.stdout.write("\n\n".join(reports) + "\n")

@@ -50,8 +50,10 @@ def aggregate(rows: list[Row]) -> dict[tuple[str, str], dict[str, Any]]:
             "other_pct": _med([float(r.noise.get("other_pct") or 0) for r in rs]),
             "steal_pct": _med([float(r.noise.get("steal_pct") or 0) for r in rs]),
             "bytes_per_call": _med([r.bytes_per_call for r in rs]),
-            "syscalls_per_call": {p: [round(_med([r.syscalls[p][i] for r in rs if p in r.syscalls]), 2) for i in (0, 1)]
-                                  for p in sorted({p for r in rs for p in r.syscalls})},
+            "syscalls_per_call": {
+                p: [round(_med([r.syscalls[p][i] for r in rs if p in r.syscalls]), 2) for i in (0, 1)]
+                for p in sorted({p for r in rs for p in r.syscalls})
+            },
         }
     return out
 
@@ -92,7 +94,10 @@ def steady_table(agg: dict[tuple[str, str], dict[str, Any]], labels: dict[str, s
 
 
 def ratio_table(agg: dict[tuple[str, str], dict[str, Any]], labels: dict[str, str]) -> str:
-    lines = ["| mode | bridge row | vs | calls/s ratio | p50 ratio | p99 ratio | CPU/call ratio |", "|---|---|---|---|---|---|---|"]
+    lines = [
+        "| mode | bridge row | vs | calls/s ratio | p50 ratio | p99 ratio | CPU/call ratio |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for mode in MODES[1:]:
         for bridge in ("bridge", "bridge-noaudit"):
             b = agg.get((bridge, mode))
@@ -110,7 +115,10 @@ def ratio_table(agg: dict[tuple[str, str], dict[str, Any]], labels: dict[str, st
 
 
 def cold_table(res: Results, labels: dict[str, str]) -> str:
-    lines = ["| server | spawns | to `initialize` ms | to first `tools/list` ms | exit after stdin close ms (max) |", "|---|---|---|---|---|"]
+    lines = [
+        "| server | spawns | to `initialize` ms | to first `tools/list` ms | exit after stdin close ms (max) |",
+        "|---|---|---|---|---|",
+    ]
     for target, xs in res.cold.items():
         if not xs:
             continue
@@ -122,8 +130,10 @@ def cold_table(res: Results, labels: dict[str, str]) -> str:
 
 
 def nats_table(agg: dict[tuple[str, str], dict[str, Any]]) -> str:
-    lines = ["| responders | in flight | calls/s (min–max) | p50 µs | p99 µs | responder CPU µs/call (sum) | nats-server µs/call | driver µs/call |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| responders | in flight | calls/s (min–max) | p50 µs | p99 µs | responder CPU µs/call (sum) | nats-server µs/call | driver µs/call |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     rows = [(mode, a) for (target, mode), a in agg.items() if target == "nats-echo"]
     for mode, a in sorted(rows, key=lambda r: (int(r[0].split()[0]), int(r[0].split()[2][2:]), r[0])):
         n, _, k, *rest = mode.split(" ")
@@ -161,28 +171,73 @@ def targets(agg: dict[tuple[str, str], dict[str, Any]], res: Results) -> list[di
         if (bridge, "seq") not in agg:
             continue
         b64, bp = get(bridge, "K=64", "ops"), get(bridge, "seq", "p50")
-        add(f"fs_read_text_file K=64 calls/s >= reference fs server{note}", b64, n64,
-            None if b64 is None or n64 is None else b64 >= n64, "calls/s")
-        add(f"fs_read_text_file K=64 calls/s >= 5x Python SDK server{note}", b64, None if s64 is None else 5 * s64,
-            None if b64 is None or s64 is None else b64 >= 5 * s64, "calls/s")
-        add(f"sequential p50 <= 1.5x reference fs server's{note}", bp, None if np_ is None else 1.5 * np_,
-            None if bp is None or np_ is None else bp <= 1.5 * np_, "µs")
+        add(
+            f"fs_read_text_file K=64 calls/s >= reference fs server{note}",
+            b64,
+            n64,
+            None if b64 is None or n64 is None else b64 >= n64,
+            "calls/s",
+        )
+        add(
+            f"fs_read_text_file K=64 calls/s >= 5x Python SDK server{note}",
+            b64,
+            None if s64 is None else 5 * s64,
+            None if b64 is None or s64 is None else b64 >= 5 * s64,
+            "calls/s",
+        )
+        add(
+            f"sequential p50 <= 1.5x reference fs server's{note}",
+            bp,
+            None if np_ is None else 1.5 * np_,
+            None if bp is None or np_ is None else bp <= 1.5 * np_,
+            "µs",
+        )
         for mode in ("seq", "K=64"):
             p99 = get(bridge, mode, "p99")
-            add(f"p99 < 10 ms through the bridge ({mode}{note})", p99, 10_000, None if p99 is None else p99 < 10_000, "µs")
+            add(
+                f"p99 < 10 ms through the bridge ({mode}{note})",
+                p99,
+                10_000,
+                None if p99 is None else p99 < 10_000,
+                "µs",
+            )
     for off, note in ((False, ""), (True, ", audit off")):
-        best = max((a["ops"] for (t, m), a in agg.items() if t == "nats-echo" and m.startswith("1 resp") and ("audit off" in m) == off),
-                   default=None)
+        best = max(
+            (
+                a["ops"]
+                for (t, m), a in agg.items()
+                if t == "nats-echo" and m.startswith("1 resp") and ("audit off" in m) == off
+            ),
+            default=None,
+        )
         if best is not None or not off:
-            add(f"one responder > 10,000 calls/s (echo over NATS{note})", best, 10_000, None if best is None else best > 10_000, "calls/s")
+            add(
+                f"one responder > 10,000 calls/s (echo over NATS{note})",
+                best,
+                10_000,
+                None if best is None else best > 10_000,
+                "calls/s",
+            )
     bc, nc = res.cold.get("bridge"), res.cold.get("node-fs")
     bi = _med([x[0] * 1000 for x in bc]) if bc else None
     ni = _med([x[0] * 1000 for x in nc]) if nc else None
-    add("bridge cold start to initialize < reference fs server's", bi, ni, None if bi is None or ni is None else bi < ni, "ms")
+    add(
+        "bridge cold start to initialize < reference fs server's",
+        bi,
+        ni,
+        None if bi is None or ni is None else bi < ni,
+        "ms",
+    )
     be = _med([x[2] * 1000 for x in bc]) if bc else None
     add("bridge exit within 100 ms of stdin close (median)", be, 100, None if be is None else be <= 100, "ms")
     bm = max(x[2] * 1000 for x in bc) if bc else None
-    add("bridge exit within 100 ms of stdin close (every spawn)", bm, 100, None if bm is None else bm <= 100, "ms")
+    add(
+        "bridge exit within 100 ms of stdin close (every spawn)",
+        bm,
+        100,
+        None if bm is None else bm <= 100,
+        "ms",
+    )
     return out
 
 
@@ -196,7 +251,9 @@ def targets_table(ts: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def render(res: Results, plan: Plan, labels: dict[str, str], meta: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+def render(
+    res: Results, plan: Plan, labels: dict[str, str], meta: dict[str, Any]
+) -> tuple[str, dict[str, Any]]:
     agg = aggregate(res.rows)
     ts = targets(agg, res)
     parts = [
@@ -227,9 +284,16 @@ def render(res: Results, plan: Plan, labels: dict[str, str], meta: dict[str, Any
         targets_table(ts),
     ]
     noisy = any(a["other_pct"] > NOISY_PCT for (t, _), a in agg.items() if t != "nats-echo")
-    parts += [] if not noisy else ["", f"† more than {NOISY_PCT:.0f} % of the machine's CPU went to work none of the measured processes did "
-              "(other tenants, unattributed kernel work): treat that row's latency and calls/s as contended; CPU µs/call is the "
-              "figure that survives contention best (performance.md section 5)."]
+    parts += (
+        []
+        if not noisy
+        else [
+            "",
+            f"† more than {NOISY_PCT:.0f} % of the machine's CPU went to work none of the measured processes did "
+            "(other tenants, unattributed kernel work): treat that row's latency and calls/s as contended; CPU µs/call is the "
+            "figure that survives contention best (performance.md section 5).",
+        ]
+    )
     if res.notes:
         parts += ["", "Notes:", *[f"- {n}" for n in res.notes]]
     doc = {
@@ -237,9 +301,17 @@ def render(res: Results, plan: Plan, labels: dict[str, str], meta: dict[str, Any
         **meta,
         "plan": asdict(plan),
         "phases": [{"target": t, "mode": m, **a} for (t, m), a in sorted(agg.items())],
-        "cold_ms": {t: {"initialize": _med([x[0] * 1000 for x in xs]), "tools_list": _med([x[1] * 1000 for x in xs]),
-                        "exit": _med([x[2] * 1000 for x in xs]), "exit_max": max(x[2] * 1000 for x in xs), "spawns": len(xs)}
-                    for t, xs in res.cold.items() if xs},
+        "cold_ms": {
+            t: {
+                "initialize": _med([x[0] * 1000 for x in xs]),
+                "tools_list": _med([x[1] * 1000 for x in xs]),
+                "exit": _med([x[2] * 1000 for x in xs]),
+                "exit_max": max(x[2] * 1000 for x in xs),
+                "spawns": len(xs),
+            }
+            for t, xs in res.cold.items()
+            if xs
+        },
         "peak_rss_mb": res.rss,
         "servers": res.servers,
         "targets": ts,

@@ -46,7 +46,9 @@ def child_env(code: Path | None = None) -> dict[str, str]:
     """The environment of every child: no MCP_NATS_* from the caller (the config refuses unknown keys)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("MCP_NATS_")}
     if code is not None:
-        env["PYTHONPATH"] = str(code)  # before the editable install's finder, so another checkout can be measured
+        env["PYTHONPATH"] = str(
+            code
+        )  # before the editable install's finder, so another checkout can be measured
     return env
 
 
@@ -81,7 +83,11 @@ def npm_install(cache: Path, version: str) -> Path:
         manifest.write_text('{"name": "mcp-nats-bench-baselines", "private": true}\n')
     r = subprocess.run(
         [npm, "install", "--no-audit", "--no-fund", "--save-exact", f"{FS_PACKAGE}@{version}"],
-        cwd=prefix, capture_output=True, text=True, timeout=600, check=False,
+        cwd=prefix,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
     )
     if r.returncode != 0 or not entry.exists():
         raise RuntimeError(f"npm install {FS_PACKAGE}@{version} failed: {r.stderr[-800:]}")
@@ -173,13 +179,31 @@ class Rig:
     def _spawn(self, argv: list[str], log: str, **env: str) -> subprocess.Popen[bytes]:
         with open(self.logs / log, "ab") as err:
             return subprocess.Popen(
-                argv, stdin=subprocess.DEVNULL, stdout=err, stderr=err, env={**child_env(self.code), **env}, cwd=REPO,
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=err,
+                stderr=err,
+                env={**child_env(self.code), **env},
+                cwd=REPO,
                 preexec_fn=die_with_parent,
             )
 
     def start_fs_plain(self) -> subprocess.Popen[bytes]:
-        argv = [MCP_NATS, "serve", "fs", "--config", str(self.no_audit_config()), "--root", str(self.data), "--url", self.url,
-                "--subject-root", self.plain_root, "--log-level", "warning"]
+        argv = [
+            MCP_NATS,
+            "serve",
+            "fs",
+            "--config",
+            str(self.no_audit_config()),
+            "--root",
+            str(self.data),
+            "--url",
+            self.url,
+            "--subject-root",
+            self.plain_root,
+            "--log-level",
+            "warning",
+        ]
         self.fs_plain = self._spawn(argv, "fs-plain.log", MCP_NATS_STATE_DIR=str(self.tmp / "state"))
         self._wait(self.plain_root, "fs", 1, "fs-plain.log")
         return self.fs_plain
@@ -191,8 +215,12 @@ class Rig:
 
     def start_echo_plain(self) -> subprocess.Popen[bytes]:
         """An echo responder with the audit log off, under the audit-off subject root."""
-        self.echo_plain = self._spawn([sys.executable, "-m", "bench.echo_service", self.url, self.plain_root], "echo-plain.log",
-                                      MCP_NATS_STATE_DIR=str(self.tmp / "state"), MCP_NATS_CONFIG=str(self.no_audit_config()))
+        self.echo_plain = self._spawn(
+            [sys.executable, "-m", "bench.echo_service", self.url, self.plain_root],
+            "echo-plain.log",
+            MCP_NATS_STATE_DIR=str(self.tmp / "state"),
+            MCP_NATS_CONFIG=str(self.no_audit_config()),
+        )
         self._wait(self.plain_root, "bench", 1, "echo-plain.log")
         return self.echo_plain
 
@@ -204,15 +232,30 @@ class Rig:
             raise RuntimeError(f"{exc}; {log}:\n{tail}") from None
 
     def start_fs(self) -> subprocess.Popen[bytes]:
-        argv = [MCP_NATS, "serve", "fs", "--root", str(self.data), "--url", self.url, "--subject-root", self.root, "--log-level", "warning"]
+        argv = [
+            MCP_NATS,
+            "serve",
+            "fs",
+            "--root",
+            str(self.data),
+            "--url",
+            self.url,
+            "--subject-root",
+            self.root,
+            "--log-level",
+            "warning",
+        ]
         p = self._spawn(argv, f"fs-{len(self.fs) + 1}.log", MCP_NATS_STATE_DIR=str(self.tmp / "state"))
         self.fs.append(p)
         self._wait(self.root, "fs", len(self.fs), f"fs-{len(self.fs)}.log")
         return p
 
     def start_echo(self) -> subprocess.Popen[bytes]:
-        p = self._spawn([sys.executable, "-m", "bench.echo_service", self.url, self.root], f"echo-{len(self.echo) + 1}.log",
-                        MCP_NATS_STATE_DIR=str(self.tmp / "state"))
+        p = self._spawn(
+            [sys.executable, "-m", "bench.echo_service", self.url, self.root],
+            f"echo-{len(self.echo) + 1}.log",
+            MCP_NATS_STATE_DIR=str(self.tmp / "state"),
+        )
         self.echo.append(p)
         self._wait(self.root, "bench", len(self.echo), f"echo-{len(self.echo)}.log")
         return p
@@ -228,9 +271,11 @@ class Rig:
         """The bridge in front of the default fs responder (with the JetStream audit log, when the code has one)."""
         audit = " + JetStream audit" if self.fs_plain is not None else ""
         return Target(
-            "bridge", f"mcp-nats bridge -> NATS -> fs responder{audit}",
+            "bridge",
+            f"mcp-nats bridge -> NATS -> fs responder{audit}",
             [MCP_NATS, "bridge", "--url", self.url, "--subject-root", self.root],
-            "fs_read_text_file", child_env(self.code),
+            "fs_read_text_file",
+            child_env(self.code),
             helpers={"responder": self.fs[0].pid, "nats-server": self.nats_pid},
         )
 
@@ -239,9 +284,11 @@ class Rig:
         if self.fs_plain is None:
             return None
         return Target(
-            "bridge-noaudit", "mcp-nats bridge -> NATS -> fs responder, audit off",
+            "bridge-noaudit",
+            "mcp-nats bridge -> NATS -> fs responder, audit off",
             [MCP_NATS, "bridge", "--url", self.url, "--subject-root", self.plain_root],
-            "fs_read_text_file", child_env(self.code),
+            "fs_read_text_file",
+            child_env(self.code),
             helpers={"responder": self.fs_plain.pid, "nats-server": self.nats_pid},
         )
 
@@ -255,8 +302,13 @@ class Rig:
         except (RuntimeError, OSError, subprocess.TimeoutExpired) as exc:
             self.notes.append(f"reference filesystem server not measured: {exc}")
             return None
-        return Target("node-fs", f"server-filesystem {self.fs_version} (node, direct stdio)", [node, str(entry), str(self.data)],
-                      "read_text_file", child_env())
+        return Target(
+            "node-fs",
+            f"server-filesystem {self.fs_version} (node, direct stdio)",
+            [node, str(entry), str(self.data)],
+            "read_text_file",
+            child_env(),
+        )
 
     def npx_fs(self) -> Target | None:
         npx = shutil.which("npx")
@@ -264,15 +316,26 @@ class Rig:
             return None
         env = child_env()
         env["npm_config_offline"] = "true"  # the local install, nothing fetched
-        return Target("npx-fs", "server-filesystem via npx -y (local install, offline)",
-                      [npx, "-y", f"{FS_PACKAGE}@{self.fs_version}", str(self.data)], "read_text_file", env,
-                      cwd=str(self.cache / "npm"))
+        return Target(
+            "npx-fs",
+            "server-filesystem via npx -y (local install, offline)",
+            [npx, "-y", f"{FS_PACKAGE}@{self.fs_version}", str(self.data)],
+            "read_text_file",
+            env,
+            cwd=str(self.cache / "npm"),
+        )
 
     def sdk(self) -> Target:
         import mcp  # noqa: F401 - fail here, with a clear ImportError, if the test extras are missing
 
-        return Target("sdk", "Python mcp SDK MCPServer (direct stdio)", [sys.executable, "-m", "bench.sdk_server"], "read_file",
-                      child_env(), cwd=str(REPO))
+        return Target(
+            "sdk",
+            "Python mcp SDK MCPServer (direct stdio)",
+            [sys.executable, "-m", "bench.sdk_server"],
+            "read_file",
+            child_env(),
+            cwd=str(REPO),
+        )
 
     def read_workload(self, target: Target) -> Workload:
         return Workload("tools/call", target.tool, self.args, self.markers)

@@ -46,8 +46,19 @@ class Plan:
 
     @classmethod
     def quick(cls) -> Plan:
-        return cls(reps=1, cold_spawns=3, list_warm=50, list_count=200, seq_warm=300, seq_count=1000, pipe_warm=300,
-                   pipe_count=5000, pipe_seconds=4.0, nats_seconds=3.0, nats_warm=1000)
+        return cls(
+            reps=1,
+            cold_spawns=3,
+            list_warm=50,
+            list_count=200,
+            seq_warm=300,
+            seq_count=1000,
+            pipe_warm=300,
+            pipe_count=5000,
+            pipe_seconds=4.0,
+            nats_seconds=3.0,
+            nats_warm=1000,
+        )
 
 
 @dataclass
@@ -77,9 +88,20 @@ class Row:
         n = max(1, phase.ok)
         lat = phase.latencies
         return cls(
-            target, mode, rep, phase.ok, dict(phase.failures), phase.ops, phase.pct(0.5), phase.pct(0.9), phase.pct(0.99),
-            max(lat) / 1000 if lat else float("nan"), statistics.fmean(lat) / 1000 if lat else float("nan"),
-            {p: round(c / n * 1e6, 1) for p, c in meter.cpu.items()}, meter.noise(), phase.bytes_in / n,
+            target,
+            mode,
+            rep,
+            phase.ok,
+            dict(phase.failures),
+            phase.ops,
+            phase.pct(0.5),
+            phase.pct(0.9),
+            phase.pct(0.99),
+            max(lat) / 1000 if lat else float("nan"),
+            statistics.fmean(lat) / 1000 if lat else float("nan"),
+            {p: round(c / n * 1e6, 1) for p, c in meter.cpu.items()},
+            meter.noise(),
+            phase.bytes_in / n,
             {p: (round(r / n, 2), round(w / n, 2)) for p, (r, w) in meter.syscalls.items()},
         )
 
@@ -103,8 +125,18 @@ def _say(msg: str) -> None:
     sys.stderr.flush()
 
 
-def _timed(s: StdioServer, target: Target, work: Workload, mode: str, k: int, warm: int, count: int, seconds: float,
-           rep: int, res: Results) -> None:
+def _timed(
+    s: StdioServer,
+    target: Target,
+    work: Workload,
+    mode: str,
+    k: int,
+    warm: int,
+    count: int,
+    seconds: float,
+    rep: int,
+    res: Results,
+) -> None:
     s.run(work, k=k, count=warm, mode=mode)
     meter = Meter({"server" if not target.helpers else target.name: s.pid, **target.helpers}).start()
     phase = s.run(work, k=k, count=count, max_seconds=seconds, mode=mode)
@@ -119,7 +151,11 @@ def steady(target: Target, rig: Rig, plan: Plan, rep: int, res: Results) -> None
     log = rig.logs / f"{target.name}-steady.err"
     with StdioServer(target.argv, env=target.env, cwd=target.cwd, stderr=log) as s:
         s.handshake(target.tool)
-        res.servers[target.name] = {"serverInfo": s.server_info, "protocolVersion": s.protocol, "tools": len(s.tools)}
+        res.servers[target.name] = {
+            "serverInfo": s.server_info,
+            "protocolVersion": s.protocol,
+            "tools": len(s.tools),
+        }
         listing = Workload("tools/list")
         _timed(s, target, listing, "list", 0, plan.list_warm, plan.list_count, 1e9, rep, res)
         work = rig.read_workload(target)
@@ -133,30 +169,54 @@ def steady(target: Target, rig: Rig, plan: Plan, rep: int, res: Results) -> None
 def cold(target: Target, rig: Rig, spawns: int, res: Results) -> None:
     out = res.cold.setdefault(target.name, [])
     for _ in range(spawns):
-        c = cold_start(target.argv, env=target.env, cwd=target.cwd, stderr=rig.logs / f"{target.name}-cold.err", need_tool=target.tool)
+        c = cold_start(
+            target.argv,
+            env=target.env,
+            cwd=target.cwd,
+            stderr=rig.logs / f"{target.name}-cold.err",
+            need_tool=target.tool,
+        )
         out.append((c.initialize, c.tools_list, c.exit))
     last = out[-spawns:]
-    _say(f"  {target.name:8} cold   initialize {statistics.median(x[0] for x in last) * 1000:.0f} ms, "
-         f"tools/list {statistics.median(x[1] for x in last) * 1000:.0f} ms, exit {statistics.median(x[2] for x in last) * 1000:.0f} ms")
+    _say(
+        f"  {target.name:8} cold   initialize {statistics.median(x[0] for x in last) * 1000:.0f} ms, "
+        f"tools/list {statistics.median(x[1] for x in last) * 1000:.0f} ms, exit {statistics.median(x[2] for x in last) * 1000:.0f} ms"
+    )
 
 
-def nats_direct(rig: Rig, plan: Plan, rep: int, res: Results, instances: int, k: int, mode: str, *, plain: bool = False) -> None:
+def nats_direct(
+    rig: Rig, plan: Plan, rep: int, res: Results, instances: int, k: int, mode: str, *, plain: bool = False
+) -> None:
     if plain:
         assert rig.echo_plain is not None
         pids, root = {"echo-1": rig.echo_plain.pid}, rig.plain_root
     else:
         pids, root = {f"echo-{i + 1}": p.pid for i, p in enumerate(rig.echo[:instances])}, rig.root
     meter = Meter({**pids, "nats-server": rig.nats_pid}).start()
-    phase = uvloop.run(drive(rig.url, root, svc="bench", tool="echo", k=k, count=plan.nats_count,
-                             max_seconds=plan.nats_seconds, warmup=plan.nats_warm))
+    phase = uvloop.run(
+        drive(
+            rig.url,
+            root,
+            svc="bench",
+            tool="echo",
+            k=k,
+            count=plan.nats_count,
+            max_seconds=plan.nats_seconds,
+            warmup=plan.nats_warm,
+        )
+    )
     meter.stop()
     row = Row.of("nats-echo", mode, rep, phase, meter)
     res.rows.append(row)
     bad = f" FAILURES {row.failures}" if row.failures else ""
-    _say(f"  echo x{instances} K={k:<4}{' audit off' if plain else ''} {row.ops:9.0f}/s p50 {row.p50:8.0f} µs p99 {row.p99:8.0f} µs{bad}")
+    _say(
+        f"  echo x{instances} K={k:<4}{' audit off' if plain else ''} {row.ops:9.0f}/s p50 {row.p50:8.0f} µs p99 {row.p99:8.0f} µs{bad}"
+    )
 
 
-def run(rig: Rig, plan: Plan, targets: list[Target], cold_only: list[Target], *, nats: bool, scaling: bool) -> Results:
+def run(
+    rig: Rig, plan: Plan, targets: list[Target], cold_only: list[Target], *, nats: bool, scaling: bool
+) -> Results:
     res = Results(notes=rig.notes)
     for rep in range(plan.reps):
         _say(f"repetition {rep + 1} of {plan.reps}")

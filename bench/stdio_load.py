@@ -84,7 +84,11 @@ class Workload:
     def requests(self) -> Callable[[int], bytes]:
         if self.method == "tools/list":
             return lambda i: b'{"jsonrpc":"2.0","id":%d,"method":"tools/list"}\n' % i
-        head = b'{"jsonrpc":"2.0","id":%d,"method":"tools/call","params":{"name":"' + self.tool.encode() + b'","arguments":'
+        head = (
+            b'{"jsonrpc":"2.0","id":%d,"method":"tools/call","params":{"name":"'
+            + self.tool.encode()
+            + b'","arguments":'
+        )
         bodies = [a + b"}}\n" for a in self.args]
         n = len(bodies)
         return lambda i: (head % i) + bodies[i % n]
@@ -132,7 +136,9 @@ class Cold:
 class StdioServer:
     """One MCP server process driven over its stdio. Use `with StdioServer(...) as s:`."""
 
-    def __init__(self, argv: Sequence[str], *, env: dict[str, str] | None = None, cwd: str | None = None, stderr: Path) -> None:
+    def __init__(
+        self, argv: Sequence[str], *, env: dict[str, str] | None = None, cwd: str | None = None, stderr: Path
+    ) -> None:
         self.argv = list(argv)
         self.env = env
         self.cwd = cwd
@@ -156,8 +162,14 @@ class StdioServer:
         try:
             self.spawned_at = time.perf_counter()
             self.proc = subprocess.Popen(
-                self.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, env=self.env, cwd=self.cwd,
-                start_new_session=True, bufsize=0,
+                self.argv,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=err,
+                env=self.env,
+                cwd=self.cwd,
+                start_new_session=True,
+                bufsize=0,
             )
         except OSError as exc:
             raise LoadError(f"cannot start {self.argv[0]}: {exc}") from exc
@@ -263,9 +275,13 @@ class StdioServer:
         if msg.method == "ping":
             self._write(b'{"jsonrpc":"2.0","id":%s,"result":{}}\n' % ident)
         else:
-            self._write(b'{"jsonrpc":"2.0","id":%s,"error":{"code":-32601,"message":"not supported"}}\n' % ident)
+            self._write(
+                b'{"jsonrpc":"2.0","id":%s,"error":{"code":-32601,"message":"not supported"}}\n' % ident
+            )
 
-    def rpc(self, method: str, params: object | None = None, *, timeout: float = SILENCE_S) -> tuple[bytes, float]:
+    def rpc(
+        self, method: str, params: object | None = None, *, timeout: float = SILENCE_S
+    ) -> tuple[bytes, float]:
         """One request; returns (raw result, seconds) or raises LoadError on an error response."""
         self._next_id += 1
         rid = self._next_id
@@ -296,7 +312,14 @@ class StdioServer:
 
     def handshake(self, need_tool: str | None = None) -> tuple[float, float]:
         """initialize -> notifications/initialized -> tools/list; returns seconds since spawn to each result."""
-        raw, _ = self.rpc("initialize", {"protocolVersion": PROTOCOL, "capabilities": {}, "clientInfo": {"name": "mcp-nats-bench", "version": "0"}})
+        raw, _ = self.rpc(
+            "initialize",
+            {
+                "protocolVersion": PROTOCOL,
+                "capabilities": {},
+                "clientInfo": {"name": "mcp-nats-bench", "version": "0"},
+            },
+        )
         t_init = time.perf_counter() - self.spawned_at
         init = _init_decoder.decode(raw)
         self.protocol, self.server_info = init.protocolVersion, init.serverInfo
@@ -424,7 +447,9 @@ def _wait_exit(p: subprocess.Popen[bytes], timeout: float) -> bool:
     return p.poll() is not None
 
 
-def cold_start(argv: Sequence[str], *, env: dict[str, str] | None, cwd: str | None, stderr: Path, need_tool: str) -> Cold:
+def cold_start(
+    argv: Sequence[str], *, env: dict[str, str] | None, cwd: str | None, stderr: Path, need_tool: str
+) -> Cold:
     """Spawn once: spawn -> `initialize` result -> first `tools/list` result; then stdin close -> exit."""
     s = StdioServer(argv, env=env, cwd=cwd, stderr=stderr).spawn()
     try:

@@ -29,7 +29,9 @@ from .upstream import Upstream
 log = logging.getLogger(__name__)
 
 
-async def run_bridge(settings: Settings, url: str | Callable[[], str], *, observers: Observers | None = None) -> None:
+async def run_bridge(
+    settings: Settings, url: str | Callable[[], str], *, observers: Observers | None = None
+) -> None:
     """Serve one MCP client on stdin/stdout until stdin closes (or SIGTERM/SIGINT)."""
     t0 = time.monotonic()
     observers = observers or Observers()
@@ -43,7 +45,10 @@ async def run_bridge(settings: Settings, url: str | Callable[[], str], *, observ
     upstream = Upstream(settings, url, notices, seam)
     methods = Methods(settings, writer.write, upstream, seam, notices)
     dispatcher = Dispatcher(
-        writer.write, methods, max_line_bytes=settings.bridge.max_line_bytes, max_inflight=settings.bridge.max_inflight
+        writer.write,
+        methods,
+        max_line_bytes=settings.bridge.max_line_bytes,
+        max_inflight=settings.bridge.max_inflight,
     )
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -58,7 +63,13 @@ async def run_bridge(settings: Settings, url: str | Callable[[], str], *, observ
                 dispatcher.feed(line)
             except Exception:  # a bug must cost one message, never the session
                 log.exception("could not handle a message")
-                writer.write(encode_error(None, INTERNAL_ERROR, "internal error in the bridge (details are in its log on stderr)"))
+                writer.write(
+                    encode_error(
+                        None,
+                        INTERNAL_ERROR,
+                        "internal error in the bridge (details are in its log on stderr)",
+                    )
+                )
 
     try:
         async with asyncio.TaskGroup() as tg:

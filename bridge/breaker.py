@@ -23,7 +23,11 @@ from .errors import CircuitOpen
 CLOSED: Final = "closed"
 OPEN: Final = "open"
 HALF_OPEN: Final = "half-open"
-_GAUGE: Final[dict[str, CircuitState]] = {CLOSED: CIRCUIT_CLOSED, HALF_OPEN: CIRCUIT_HALF_OPEN, OPEN: CIRCUIT_OPEN}
+_GAUGE: Final[dict[str, CircuitState]] = {
+    CLOSED: CIRCUIT_CLOSED,
+    HALF_OPEN: CIRCUIT_HALF_OPEN,
+    OPEN: CIRCUIT_OPEN,
+}
 
 Clock = Callable[[], float]
 OnChange = Callable[[str, CircuitState], None]
@@ -88,7 +92,9 @@ class Breaker:
 class Breakers:
     """One breaker per service, created on first use."""
 
-    def __init__(self, threshold: int, cooldown: float, *, clock: Clock = time.monotonic, on_change: OnChange = _ignore) -> None:
+    def __init__(
+        self, threshold: int, cooldown: float, *, clock: Clock = time.monotonic, on_change: OnChange = _ignore
+    ) -> None:
         self._threshold = threshold
         self._cooldown = cooldown
         self._clock = clock
@@ -98,7 +104,9 @@ class Breakers:
     def get(self, service: str) -> Breaker:
         b = self.by_service.get(service)
         if b is None:
-            b = self.by_service[service] = Breaker(service, self._threshold, self._cooldown, self._clock, self._on_change)
+            b = self.by_service[service] = Breaker(
+                service, self._threshold, self._cooldown, self._clock, self._on_change
+            )
         return b
 
     def instances_appeared(self, service: str) -> None:
@@ -108,4 +116,7 @@ class Breakers:
             b.instances_appeared()
 
     def snapshot(self) -> dict[str, CircuitStatus]:
-        return {s: CircuitStatus(state=b.state, failures=b.failures, trips=b.trips) for s, b in self.by_service.items()}
+        return {
+            s: CircuitStatus(state=b.state, failures=b.failures, trips=b.trips)
+            for s, b in self.by_service.items()
+        }

@@ -73,7 +73,9 @@ class Liveness(Protocol):
 class ShadowSink(Protocol):
     """Where a successful call is offered for shadowing (bridge/shadow.py); never blocks, never raises."""
 
-    def offer(self, entry: Entry, body: bytes, headers: bytes, call_id: str, result: Raw, stable_ns: int) -> None: ...
+    def offer(
+        self, entry: Entry, body: bytes, headers: bytes, call_id: str, result: Raw, stable_ns: int
+    ) -> None: ...
 
 
 class Caller:
@@ -131,7 +133,11 @@ class Caller:
         fixed = self._fixed.get(protocol_version)
         if fixed is None:
             fixed = encode_headers(
-                {h.PROTOCOL_VERSION: protocol_version, h.HEARTBEAT: str(int(s.heartbeat * 1000)), h.CLIENT: self._client}
+                {
+                    h.PROTOCOL_VERSION: protocol_version,
+                    h.HEARTBEAT: str(int(s.heartbeat * 1000)),
+                    h.CLIENT: self._client,
+                }
             )
             if len(self._fixed) < 16:  # a handful of protocol versions exist; never grow without bound
                 self._fixed[protocol_version] = fixed
@@ -143,7 +149,9 @@ class Caller:
         breaker.before_call()
         t0 = time.perf_counter_ns()
         try:
-            result = await self._with_retries(entry, subject, body, headers, deadline, notify, call_id, seconds, req)
+            result = await self._with_retries(
+                entry, subject, body, headers, deadline, notify, call_id, seconds, req
+            )
         except (ServiceDown, OutcomeUnknown, CallTimeout):
             breaker.failure()
             raise
@@ -200,7 +208,9 @@ class Caller:
                     raise OutcomeUnknown(entry.exposed, s.liveness_window) from None
                 if lost > s.max_retries:
                     raise ServiceDown(svc) from None
-                log.warning("instance of %s went silent during %s (call %s); retrying", svc, entry.tool.name, call_id)
+                log.warning(
+                    "instance of %s went silent during %s (call %s); retrying", svc, entry.tool.name, call_id
+                )
             except DeadlineExceeded:
                 await self._cancel(svc, call_id)
                 raise CallTimeout(entry.exposed, seconds) from None
@@ -218,7 +228,12 @@ class Caller:
 
     async def _attempt(
         self,
-        svc: str, subject: str, body: bytes, headers: bytes, deadline: float, notify: Callable[[bytes], None]
+        svc: str,
+        subject: str,
+        body: bytes,
+        headers: bytes,
+        deadline: float,
+        notify: Callable[[bytes], None],
     ) -> Raw:
         idle = self._settings.liveness_window
         with self._bus.open_call(subject) as call:
@@ -231,18 +246,24 @@ class Caller:
                     if frame.data[:1] == b"{":
                         notify(frame.data)
                     continue
-                self._liveness.saw(svc, frame.headers.get(h.INSTANCE))  # any final reply proves the instance alive
+                self._liveness.saw(
+                    svc, frame.headers.get(h.INSTANCE)
+                )  # any final reply proves the instance alive
                 err = reply_error(frame.headers, frame.data)
                 if err is not None:
                     raise err
                 claim = frame.headers.get(CLAIM_CHECK)
                 data = await take_result(self._bus, claim, _MAX_RESULT) if claim else frame.data
                 if data[:1] != b"{":
-                    raise RemoteError(INTERNAL_ERROR, f"the responder for {subject} sent a result that is not a JSON object")
+                    raise RemoteError(
+                        INTERNAL_ERROR, f"the responder for {subject} sent a result that is not a JSON object"
+                    )
                 return Raw(data)
 
     async def _cancel(self, svc: str, call_id: str) -> None:
         try:
-            await self._bus.publish(self._bus.subjects.cancel(svc), cancel_encoder.encode(CancelRequest(callId=call_id)))
+            await self._bus.publish(
+                self._bus.subjects.cancel(svc), cancel_encoder.encode(CancelRequest(callId=call_id))
+            )
         except Exception:  # best effort: the deadline header stops the work anyway
             log.debug("cancel publish failed", exc_info=True)

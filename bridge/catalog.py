@@ -85,7 +85,9 @@ class Catalog:
         except (ValueError, UnicodeDecodeError):
             raise InvalidCursor("the cursor is not one this server issued") from None
         if version != self.version:
-            raise InvalidCursor("the tool list changed since this cursor was issued; list again from the start")
+            raise InvalidCursor(
+                "the tool list changed since this cursor was issued; list again from the start"
+            )
         if not 0 <= n <= len(self.entries):
             raise InvalidCursor("the cursor is out of range")
         return n

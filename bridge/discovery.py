@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 _ping_decoder: Final = msgspec.json.Decoder(PingResponse)
 _tools_decoder: Final = msgspec.json.Decoder(ListToolsResult)
 _description_decoder: Final = msgspec.json.Decoder(ServiceDescription)
+
+
 class _Templates(msgspec.Struct):
     resourceTemplates: list[msgspec.Raw] = msgspec.field(default_factory=list)
 
@@ -74,7 +76,9 @@ class Discovery:
         self._seen: dict[str, tuple[str, float]] = {}
         """Instance id -> (service, monotonic time of its last sign of life: a PING reply or a call's final reply)."""
         self._warned = 0.0
-        self._relist = False  # after a reconnect: re-read every service's lists (events were missed meanwhile)
+        self._relist = (
+            False  # after a reconnect: re-read every service's lists (events were missed meanwhile)
+        )
         self._poke = asyncio.Event()
         self._swept = asyncio.Condition()
         self._sweeps = 0
@@ -181,7 +185,9 @@ class Discovery:
         changed_kinds: set[str] = set()
         relist = self._relist
         if relist and any(d.capabilities.resources for d in self.descriptions.values()):
-            changed_kinds.add("resources")  # resources/list is read on demand, so missed changes cannot be diffed
+            changed_kinds.add(
+                "resources"
+            )  # resources/list is read on demand, so missed changes cannot be diffed
         for svc, ids in found.items():
             if ids - self.instances.get(svc, set()):
                 self._breakers.instances_appeared(svc)
@@ -222,14 +228,20 @@ class Discovery:
         if changed:
             old = self.catalog
             self.catalog = Catalog(
-                {s: t for s, t in self._tools.items()}, self._settings.tool_separator, self._settings.max_tool_name
+                {s: t for s, t in self._tools.items()},
+                self._settings.tool_separator,
+                self._settings.max_tool_name,
             )
             for e in old.entries:
                 if e.exposed not in self.catalog.by_name:
                     self.vanished[e.exposed] = e.service
             for name in self.catalog.by_name:
                 self.vanished.pop(name, None)
-            log.info("tool catalog now has %d tools from %s", len(self.catalog), sorted(self._tools) or "no services")
+            log.info(
+                "tool catalog now has %d tools from %s",
+                len(self.catalog),
+                sorted(self._tools) or "no services",
+            )
             if self.ready.is_set() or self._answered.is_set():
                 self._notices.list_changed("tools")
         if self.ready.is_set():
@@ -237,7 +249,9 @@ class Discovery:
                 self._notices.list_changed(kind)
 
     def resource_services(self) -> list[str]:
-        return sorted(s for s, d in self.descriptions.items() if d.capabilities.resources and self.instances.get(s))
+        return sorted(
+            s for s, d in self.descriptions.items() if d.capabilities.resources and self.instances.get(s)
+        )
 
     async def _describe(self, svc: str) -> ServiceDescription | None:
         try:
@@ -248,7 +262,9 @@ class Discovery:
             return None
 
     def prompt_services(self) -> list[str]:
-        return sorted(s for s, d in self.descriptions.items() if d.capabilities.prompts and self.instances.get(s))
+        return sorted(
+            s for s, d in self.descriptions.items() if d.capabilities.prompts and self.instances.get(s)
+        )
 
     async def _fetch_list(self, svc: str, op: str, key: str) -> list[msgspec.Raw]:
         try:
@@ -279,7 +295,9 @@ class Discovery:
                 log.warning("could not list the tools of %s: %s", svc, exc)
                 return None
             # issue #11: only the tools this identity's credentials let it call (the broker enforces the rest)
-            tools.extend(t for t in page.tools if self._bus.may_publish(self._bus.subjects.tool_call(svc, t.name)))
+            tools.extend(
+                t for t in page.tools if self._bus.may_publish(self._bus.subjects.tool_call(svc, t.name))
+            )
             if not isinstance(page.nextCursor, str) or not page.nextCursor:
                 return tools
             cursor = page.nextCursor

@@ -73,7 +73,13 @@ class Dispatcher:
     def feed(self, line: bytes) -> None:
         """Handle one input line."""
         if line is OVERLONG:
-            self._write(encode_error(None, INVALID_REQUEST, f"the message is longer than {self._max_line_bytes} bytes and was skipped"))
+            self._write(
+                encode_error(
+                    None,
+                    INVALID_REQUEST,
+                    f"the message is longer than {self._max_line_bytes} bytes and was skipped",
+                )
+            )
             return
         if line.lstrip()[:1] == b"[":
             self._batch(line)
@@ -122,7 +128,11 @@ class Dispatcher:
         assert msg.id is not None  # decode_message refuses a request with a null id
         key = _key(msg.id)
         if key in self._tasks:
-            write(encode_error(msg.id, INVALID_REQUEST, f"request id {msg.id!r} is already in use by a request in flight"))
+            write(
+                encode_error(
+                    msg.id, INVALID_REQUEST, f"request id {msg.id!r} is already in use by a request in flight"
+                )
+            )
             return None
         return self._own(key, self._handlers.request(msg, write))
 

@@ -107,7 +107,12 @@ class Methods:
     """Implements dispatch.Handlers for one MCP client."""
 
     def __init__(
-        self, settings: Settings, write: Write, upstream: Upstream, seam: BridgeSeam | None = None, notices: Notices | None = None
+        self,
+        settings: Settings,
+        write: Write,
+        upstream: Upstream,
+        seam: BridgeSeam | None = None,
+        notices: Notices | None = None,
     ) -> None:
         self._settings = settings
         self._write = write
@@ -154,7 +159,12 @@ class Methods:
 
     async def request(self, msg: Message, write: Write) -> None:
         assert isinstance(msg.method, str) and msg.id is not UNSET and msg.id is not None
-        req = BridgeRequest(method=msg.method, request_id=msg.id, protocol_version=self.version or "", started_ns=time.perf_counter_ns())
+        req = BridgeRequest(
+            method=msg.method,
+            request_id=msg.id,
+            protocol_version=self.version or "",
+            started_ns=time.perf_counter_ns(),
+        )
         params = b"" if msg.params is UNSET else bytes(msg.params)  # one copy, searched twice
         _client_trace(params, req)
         self._seam.started(req)
@@ -209,7 +219,12 @@ class Methods:
         self.version = req.protocol_version = negotiate_version(p.protocolVersion)
         self.client_capabilities = p.capabilities
         return _encoder.encode(
-            {"protocolVersion": self.version, "capabilities": self._capabilities(), "serverInfo": SERVER_INFO, "instructions": INSTRUCTIONS}
+            {
+                "protocolVersion": self.version,
+                "capabilities": self._capabilities(),
+                "serverInfo": SERVER_INFO,
+                "instructions": INSTRUCTIONS,
+            }
         )
 
     async def _discover(self, msg: Message, meta: RequestMeta | None, req: BridgeRequest) -> bytes:
@@ -295,7 +310,11 @@ class Methods:
         version = self._version(meta)
         headers = self._call_headers(meta, req)
         up = self._up
-        result = bytes(await up.call_tool(p.name, p, protocol_version=version, notify=self._write, headers=headers, req=req))
+        result = bytes(
+            await up.call_tool(
+                p.name, p, protocol_version=version, notify=self._write, headers=headers, req=req
+            )
+        )
         if meta is not None:
             return result  # a 2026-07-28 client drives input_required rounds itself
         rounds = 0
@@ -303,13 +322,23 @@ class Methods:
             # A legacy client gets the real server-to-client requests; the call is re-issued with the answers.
             rounds += 1
             if rounds > _MAX_INPUT_ROUNDS:
-                raise InvalidParams(f"{p.name} asked for input more than {_MAX_INPUT_ROUNDS} times; giving up")
+                raise InvalidParams(
+                    f"{p.name} asked for input more than {_MAX_INPUT_ROUNDS} times; giving up"
+                )
             need = _input_decoder.decode(result)
             answers: dict[str, Any] = {}
             for key, request in need.inputRequests.items():
-                answers[key] = await self._outgoing.ask(str(request.get("method")), request.get("params") or {})
-            p = msgspec.structs.replace(p, inputResponses=Raw(_encoder.encode(answers)), requestState=need.requestState)
-            result = bytes(await up.call_tool(p.name, p, protocol_version=version, notify=self._write, headers=headers, req=req))
+                answers[key] = await self._outgoing.ask(
+                    str(request.get("method")), request.get("params") or {}
+                )
+            p = msgspec.structs.replace(
+                p, inputResponses=Raw(_encoder.encode(answers)), requestState=need.requestState
+            )
+            result = bytes(
+                await up.call_tool(
+                    p.name, p, protocol_version=version, notify=self._write, headers=headers, req=req
+                )
+            )
         return result
 
     def _call_headers(self, meta: RequestMeta | None, req: BridgeRequest) -> dict[str, str]:

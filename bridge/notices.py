@@ -15,7 +15,11 @@ from msgspec import Raw
 from schemas.jsonrpc import RequestId, encode_notification
 from schemas.mcp import META_SUBSCRIPTION_ID
 
-LIST_FLAGS: Final = {"tools": "toolsListChanged", "resources": "resourcesListChanged", "prompts": "promptsListChanged"}
+LIST_FLAGS: Final = {
+    "tools": "toolsListChanged",
+    "resources": "resourcesListChanged",
+    "prompts": "promptsListChanged",
+}
 _encoder: Final = msgspec.json.Encoder()
 
 
@@ -52,13 +56,21 @@ class Notices:
             self._write(encode_notification(method))
         for sub_id, agreed in list(self._listens.values()):
             if agreed.get(flag):
-                self._write(encode_notification(method, Raw(_encoder.encode({"_meta": {META_SUBSCRIPTION_ID: sub_id}}))))
+                self._write(
+                    encode_notification(
+                        method, Raw(_encoder.encode({"_meta": {META_SUBSCRIPTION_ID: sub_id}}))
+                    )
+                )
 
     def resource_updated(self, uri: str) -> None:
         """A service says a resource changed: tell the client if it subscribed to that URI."""
         if self.initialized and uri in self.subscriptions:
-            self._write(encode_notification("notifications/resources/updated", Raw(_encoder.encode({"uri": uri}))))
+            self._write(
+                encode_notification("notifications/resources/updated", Raw(_encoder.encode({"uri": uri})))
+            )
         for sub_id, agreed in list(self._listens.values()):
             if uri in agreed.get("resourceSubscriptions", ()):
                 params = {"uri": uri, "_meta": {META_SUBSCRIPTION_ID: sub_id}}
-                self._write(encode_notification("notifications/resources/updated", Raw(_encoder.encode(params))))
+                self._write(
+                    encode_notification("notifications/resources/updated", Raw(_encoder.encode(params)))
+                )

@@ -51,6 +51,10 @@ class Outgoing:
         if fut is None or fut.done():
             return
         if msg.error is not UNSET:
-            fut.set_exception(RemoteError(msg.error.code, msg.error.message, None if msg.error.data is UNSET else msg.error.data))
+            fut.set_exception(
+                RemoteError(
+                    msg.error.code, msg.error.message, None if msg.error.data is UNSET else msg.error.data
+                )
+            )
         else:
             fut.set_result(msg.result if msg.result is not UNSET else Raw(b"{}"))

@@ -47,7 +47,14 @@ class Prompts:
                     local = msgspec.json.decode(raw, type=_Named).name
                 except (msgspec.DecodeError, msgspec.ValidationError):
                     continue
-                out.append((exposed_name(svc, local, self._settings.tool_separator, self._settings.max_tool_name), svc, local, raw))
+                out.append(
+                    (
+                        exposed_name(svc, local, self._settings.tool_separator, self._settings.max_tool_name),
+                        svc,
+                        local,
+                        raw,
+                    )
+                )
         return out
 
     def list_all(self) -> list[Raw]:
@@ -95,7 +102,9 @@ class Prompts:
     async def _request(self, svc: str, op: str, body: dict[str, Any], version: str) -> Raw:
         headers = {h.PROTOCOL_VERSION: version, h.DEADLINE: str(int((time.time() + 30) * 1000))}
         try:
-            reply = await self._bus.request(self._bus.subjects.op(svc, op), _encoder.encode(body), headers, timeout=30)
+            reply = await self._bus.request(
+                self._bus.subjects.op(svc, op), _encoder.encode(body), headers, timeout=30
+            )
         except BusError as exc:
             if exc.code == NO_RESPONDER:
                 raise ServiceDown(svc) from None

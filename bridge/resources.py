@@ -54,7 +54,9 @@ class Resources:
 
         async def one(svc: str) -> list[Raw]:
             try:
-                reply = await self._bus.request(self._bus.subjects.resources_list(svc), b"{}", timeout=self._timeout)
+                reply = await self._bus.request(
+                    self._bus.subjects.resources_list(svc), b"{}", timeout=self._timeout
+                )
                 return _list_decoder.decode(reply.data).resources
             except (BusError, msgspec.DecodeError, msgspec.ValidationError) as exc:
                 log.warning("could not list the resources of %s: %s", svc, exc)
@@ -64,11 +66,15 @@ class Resources:
         return [r for page in pages for r in page]
 
     def templates(self) -> list[Raw]:
-        return [t for svc in self._discovery.resource_services() for t in self._discovery.templates.get(svc, [])]
+        return [
+            t for svc in self._discovery.resource_services() for t in self._discovery.templates.get(svc, [])
+        ]
 
     def _owners(self, uri: str) -> list[str]:
         services = self._discovery.resource_services()
-        matching = [s for s in services if any(self._matches(t, uri) for t in self._discovery.templates.get(s, []))]
+        matching = [
+            s for s in services if any(self._matches(t, uri) for t in self._discovery.templates.get(s, []))
+        ]
         return matching + [s for s in services if s not in matching]
 
     def _matches(self, template: Raw, uri: str) -> bool:

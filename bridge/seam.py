@@ -18,7 +18,9 @@ log = logging.getLogger(__name__)
 class BridgeSeam:
     __slots__ = ("_connection", "_observers", "_warned")
 
-    def __init__(self, observers: Iterable[BridgeObserver] = (), connection: Iterable[ConnectionObserver] = ()) -> None:
+    def __init__(
+        self, observers: Iterable[BridgeObserver] = (), connection: Iterable[ConnectionObserver] = ()
+    ) -> None:
         self._observers: tuple[BridgeObserver, ...] = tuple(observers)
         self._connection: tuple[ConnectionObserver, ...] = tuple(connection)
         self._warned: set[tuple[int, str]] = set()
@@ -71,4 +73,8 @@ class BridgeSeam:
             log.debug("observer %s.%s failed again", type(obs).__name__, where, exc_info=True)
             return
         self._warned.add(key)
-        log.exception("observer %s.%s failed; the request goes on (further failures are logged at debug)", type(obs).__name__, where)
+        log.exception(
+            "observer %s.%s failed; the request goes on (further failures are logged at debug)",
+            type(obs).__name__,
+            where,
+        )

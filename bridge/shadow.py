@@ -67,7 +67,9 @@ class Shadow:
         if self._poller is not None:
             self._poller.cancel()
         try:
-            return await self._stack.__aexit__(*exc)  # shadow calls in flight finish (each bounded by TIMEOUT)
+            return await self._stack.__aexit__(
+                *exc
+            )  # shadow calls in flight finish (each bounded by TIMEOUT)
         finally:
             self._tg = None
 

@@ -46,7 +46,9 @@ _FIRST_CATALOG_WAIT: Final = 5.0
 class Upstream:
     """Implements methods.Upstream over NATS."""
 
-    def __init__(self, settings: Settings, url: str | Callable[[], str], notices: Notices, seam: BridgeSeam) -> None:
+    def __init__(
+        self, settings: Settings, url: str | Callable[[], str], notices: Notices, seam: BridgeSeam
+    ) -> None:
         self._settings = settings
         self._url = url if callable(url) else (lambda: url)
         self.url = self._url()
@@ -110,7 +112,9 @@ class Upstream:
                 lost = tg.create_task(bus.closed.wait(), name="connection watch")
                 await asyncio.wait({sweeps, lost}, return_when=asyncio.FIRST_COMPLETED)
                 if not sweeps.done():
-                    log.warning("the NATS connection was closed for good (%s); connecting again", bus.close_reason())
+                    log.warning(
+                        "the NATS connection was closed for good (%s); connecting again", bus.close_reason()
+                    )
                 for t in (first, sweeps, lost):
                     t.cancel()  # a discovery error still comes out of the group
         finally:
@@ -135,7 +139,10 @@ class Upstream:
         if not msg.reply or bus is None:
             return
         status = BridgeStatus(
-            bridge=self.ident, client=self._client, circuits=self.breakers.snapshot(), calls_in_flight=bus.inbox.outstanding
+            bridge=self.ident,
+            client=self._client,
+            circuits=self.breakers.snapshot(),
+            calls_in_flight=bus.inbox.outstanding,
         )
         with contextlib.suppress(Exception):
             await bus.publish(msg.reply, status_encoder.encode(status))

@@ -124,7 +124,9 @@ class AuthDir:
         """A key compiled here ("account:CLIENTS", "user:callout", ...). Raises AuthDirError when there is none."""
         seed = read_json(self.path / "keys.json").get(name)
         if not isinstance(seed, str):
-            raise AuthDirError(f"{self.path / 'keys.json'} has no key {name!r}; run: mcp-nats auth init --policy FILE")
+            raise AuthDirError(
+                f"{self.path / 'keys.json'} has no key {name!r}; run: mcp-nats auth init --policy FILE"
+            )
         return jwt.Key(seed.encode())
 
     @property
@@ -177,7 +179,13 @@ class AuthDir:
             return self._compile(policy, policy_text, catalog, subjects, audit_stream, now)
 
     def _compile(
-        self, policy: Policy, policy_text: str, catalog: perm.Catalog, subjects: Subjects, audit_stream: str, now: float | None
+        self,
+        policy: Policy,
+        policy_text: str,
+        catalog: perm.Catalog,
+        subjects: Subjects,
+        audit_stream: str,
+        now: float | None,
     ) -> Compiled:
         self.path.mkdir(mode=0o700, parents=True, exist_ok=True)
         os.chmod(self.path, 0o700)
@@ -230,7 +238,12 @@ class AuthDir:
                 perm.user_name("service", svc),
                 perm.service(svc, subjects, audit_pattern),
             )
-        creds[self.admin_creds] = (key("user:admin", "user"), SERVICES, perm.user_name("admin", ""), perm.admin())
+        creds[self.admin_creds] = (
+            key("user:admin", "user"),
+            SERVICES,
+            perm.user_name("admin", ""),
+            perm.admin(),
+        )
         creds[self.sys_creds] = (key("user:sys", "user"), SYS, "sys", perm.admin())
         callout = key("user:callout", "user")
         creds[self.callout_creds] = (callout, AUTH, perm.user_name("callout", ""), perm.callout())
@@ -241,15 +254,32 @@ class AuthDir:
         jwts = {
             SYS: jwt.account(op, accounts[SYS], SYS),
             SERVICES: jwt.account(
-                op, accounts[SERVICES], SERVICES, jetstream=True, exports=exports, response_threshold=perm.RESPONSE_THRESHOLD_S,
-                imports=perm.client_exports(subjects), import_from=accounts[CLIENTS].public,
+                op,
+                accounts[SERVICES],
+                SERVICES,
+                jetstream=True,
+                exports=exports,
+                response_threshold=perm.RESPONSE_THRESHOLD_S,
+                imports=perm.client_exports(subjects),
+                import_from=accounts[CLIENTS].public,
             ),
             CLIENTS: jwt.account(
-                op, accounts[CLIENTS], CLIENTS, imports=exports, import_from=services_pub, revocations=revoked,
+                op,
+                accounts[CLIENTS],
+                CLIENTS,
+                imports=exports,
+                import_from=services_pub,
+                revocations=revoked,
                 exports=perm.client_exports(subjects),
                 mappings=read_mappings(self.path),  # canaries (bus/accountmap.py) survive a new policy
             ),
-            AUTH: jwt.account(op, accounts[AUTH], AUTH, callout_users=[callout.public], callout_accounts=[accounts[CLIENTS].public]),
+            AUTH: jwt.account(
+                op,
+                accounts[AUTH],
+                AUTH,
+                callout_users=[callout.public],
+                callout_accounts=[accounts[CLIENTS].public],
+            ),
         }
         compiled.accounts = {accounts[n].public: j for n, j in jwts.items()}
 
@@ -290,13 +320,21 @@ class AuthDir:
         preload = "\n".join(f'  {pub}: "{token}"' for pub, token in data["accounts"].items())
         tls = TlsFiles(self.path)
         # mTLS: a connection without credentials is the callout account's sentinel, admitted by its certificate
-        sentinel = f'default_sentinel: "{data["sentinel"]}"\n' if tls.exists() and tls.verify and data.get("sentinel") else ""
-        return sentinel + (
-            f'operator: "{data["operator"]}"\n'
-            f'system_account: {data["system_account"]}\n'
-            "resolver: MEMORY\n"
-            f"resolver_preload: {{\n{preload}\n}}\n"
-        ) + (tls.server_config() if tls.exists() else "")
+        sentinel = (
+            f'default_sentinel: "{data["sentinel"]}"\n'
+            if tls.exists() and tls.verify and data.get("sentinel")
+            else ""
+        )
+        return (
+            sentinel
+            + (
+                f'operator: "{data["operator"]}"\n'
+                f"system_account: {data['system_account']}\n"
+                "resolver: MEMORY\n"
+                f"resolver_preload: {{\n{preload}\n}}\n"
+            )
+            + (tls.server_config() if tls.exists() else "")
+        )
 
 
 def _claims_permissions(p: perm.Permissions) -> dict[str, Any]:

@@ -74,7 +74,9 @@ def match(attributes: set[tuple[str, str]], certificates: dict[str, str]) -> lis
 class Authorizer:
     """Answers authorization requests from the auth directory `adir` (see the module docstring)."""
 
-    def __init__(self, adir: AuthDir, *, lifetime: int = LIFETIME_S, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, adir: AuthDir, *, lifetime: int = LIFETIME_S, clock: Callable[[], float] = time.time
+    ) -> None:
         self.adir = adir
         self.lifetime = lifetime
         self.clock = clock
@@ -82,14 +84,20 @@ class Authorizer:
     def answer(self, request: str) -> Decision:
         """The response to one request (a JWT signed by the server). Raises ValueError when the request is
         not a well-formed, correctly signed authorization request (then there is nobody to answer)."""
-        with self.adir.callout_lock():  # `auth init` sees this key in callout-issued.json, or we see its new map
+        with (
+            self.adir.callout_lock()
+        ):  # `auth init` sees this key in callout-issued.json, or we see its new map
             return self._answer(request)
 
     def _answer(self, request: str) -> Decision:
         claims = jwt.verify(request, "N")
         nats: dict[str, Any] = claims.get("nats") or {}
         user_nkey, server = nats.get("user_nkey"), nats.get("server_id") or {}
-        if nats.get("type") != "authorization_request" or not isinstance(user_nkey, str) or not server.get("id"):
+        if (
+            nats.get("type") != "authorization_request"
+            or not isinstance(user_nkey, str)
+            or not server.get("id")
+        ):
             raise ValueError("not an authorization request")
         auth = self.adir.key(f"account:{AUTH}")
 
@@ -115,13 +123,22 @@ class Authorizer:
         except (OSError, ValueError):
             return refuse(f"the identity {identity} has no credentials (removed?)")
         expires = int(self.clock()) + self.lifetime
-        user = jwt.encode({"sub": user_nkey, "name": identity, "exp": expires, "nats": creds["nats"]}, self.adir.key(f"account:{CLIENTS}"))
+        user = jwt.encode(
+            {"sub": user_nkey, "name": identity, "exp": expires, "nats": creds["nats"]},
+            self.adir.key(f"account:{CLIENTS}"),
+        )
         self._record(user_nkey, identity, expires)
-        return Decision(jwt.authorization_response(auth, user_nkey, server["id"], user_jwt=user), identity=identity)
+        return Decision(
+            jwt.authorization_response(auth, user_nkey, server["id"], user_jwt=user), identity=identity
+        )
 
     def _record(self, user_nkey: str, identity: str, expires: int) -> None:
         """Add the issued key to callout-issued.json, dropping expired ones (under the callout lock)."""
         now = self.clock()
-        issued = {k: v for k, v in read_json(self.adir.callout_issued_file).items() if isinstance(v, dict) and v.get("exp", 0) > now}
+        issued = {
+            k: v
+            for k, v in read_json(self.adir.callout_issued_file).items()
+            if isinstance(v, dict) and v.get("exp", 0) > now
+        }
         issued[user_nkey] = {"identity": identity, "exp": expires}
         write_private(self.adir.callout_issued_file, json.dumps(issued, indent=1, sort_keys=True))

@@ -91,14 +91,23 @@ def _key() -> ec.EllipticCurvePrivateKey:
 
 
 def _pem_key(key: ec.EllipticCurvePrivateKey) -> str:
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode()
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
 
 
 def _name(cn: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "mcp-nats"), x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+    return x509.Name(
+        [
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "mcp-nats"),
+            x509.NameAttribute(NameOID.COMMON_NAME, cn),
+        ]
+    )
 
 
-def _builder(subject: x509.Name, issuer: x509.Name, public: ec.EllipticCurvePublicKey, days: int) -> x509.CertificateBuilder:
+def _builder(
+    subject: x509.Name, issuer: x509.Name, public: ec.EllipticCurvePublicKey, days: int
+) -> x509.CertificateBuilder:
     now = datetime.datetime.now(datetime.UTC)
     return (
         x509.CertificateBuilder()
@@ -137,7 +146,12 @@ def _names(cert: Path) -> set[str]:
 
 
 def ensure(
-    files: TlsFiles, users: list[str], *, verify: bool, routes: Mapping[str, Sequence[str]] | None = None, days: int = DAYS
+    files: TlsFiles,
+    users: list[str],
+    *,
+    verify: bool,
+    routes: Mapping[str, Sequence[str]] | None = None,
+    days: int = DAYS,
 ) -> list[str]:
     """Create the CA, the server certificate, a client certificate per user and a route certificate per node
     in `routes` (node -> extra host names or addresses) where missing; returns what was made."""
@@ -154,14 +168,22 @@ def ensure(
         ca_cert = (
             _builder(_name("mcp-nats local CA"), _name("mcp-nats local CA"), ca_key.public_key(), days)
             .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
+            .add_extension(
+                x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True
+            )
             .sign(ca_key, hashes.SHA256())
         )
         write_private(files.ca_key, _pem_key(ca_key))
         write_private(files.ca, ca_cert.public_bytes(serialization.Encoding.PEM).decode())
         made.append("CA")
 
-    def issue(cert_path: Path, key_path: Path, cn: str, alt: list[x509.GeneralName], usages: list[x509.ObjectIdentifier]) -> None:
+    def issue(
+        cert_path: Path,
+        key_path: Path,
+        cn: str,
+        alt: list[x509.GeneralName],
+        usages: list[x509.ObjectIdentifier],
+    ) -> None:
         key = _key()
         cert = (
             _builder(_name(cn), ca_cert.subject, key.public_key(), days)
@@ -174,7 +196,13 @@ def ensure(
         made.append(cn)
 
     if not files.server_cert.is_file() or not files.server_key.is_file():
-        issue(files.server_cert, files.server_key, "mcp-nats server", _alt(LOOPBACK), [ExtendedKeyUsageOID.SERVER_AUTH])
+        issue(
+            files.server_cert,
+            files.server_key,
+            "mcp-nats server",
+            _alt(LOOPBACK),
+            [ExtendedKeyUsageOID.SERVER_AUTH],
+        )
     for user in users:
         cert, key = files.client(user)
         if not cert.is_file() or not key.is_file():

@@ -27,7 +27,9 @@ class ClaimsRefused(BusError):
         super().__init__(f"the NATS server refused the account JWT of {account}: {reason}")
 
 
-async def push_accounts(settings: NatsSettings, accounts: Mapping[str, str], *, timeout: float = 5.0) -> list[str]:
+async def push_accounts(
+    settings: NatsSettings, accounts: Mapping[str, str], *, timeout: float = 5.0
+) -> list[str]:
     """Send each account JWT as the system account's user (`settings.credentials`); returns the server's
     message per account. Raises NotConnected, ClaimsRefused."""
     said: list[str] = []
@@ -42,7 +44,9 @@ async def push_accounts(settings: NatsSettings, accounts: Mapping[str, str], *, 
                 body = {}
             error = body.get("error")
             if error:
-                raise ClaimsRefused(account, str(error.get("description", error) if isinstance(error, dict) else error))
+                raise ClaimsRefused(
+                    account, str(error.get("description", error) if isinstance(error, dict) else error)
+                )
             data = body.get("data") or {}
             said.append(str(data.get("message", "updated")) if isinstance(data, dict) else "updated")
     return said

@@ -48,7 +48,9 @@ def tls_context(settings: NatsSettings) -> ssl.SSLContext | None:
             ctx.load_cert_chain(settings.tls_cert, settings.tls_key or None)
     except (OSError, ssl.SSLError) as exc:
         bad = settings.tls_ca if getattr(exc, "filename", None) in (None, settings.tls_ca) else exc.filename
-        raise CredentialsError(str(bad or settings.tls_cert), getattr(exc, "strerror", None) or str(exc)) from None
+        raise CredentialsError(
+            str(bad or settings.tls_cert), getattr(exc, "strerror", None) or str(exc)
+        ) from None
     return ctx
 
 
@@ -80,7 +82,9 @@ def certificate_user(path: str) -> str:
     from cryptography.x509.oid import NameOID
 
     try:
-        names = x509.load_pem_x509_certificate(Path(path).read_bytes()).subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+        names = x509.load_pem_x509_certificate(Path(path).read_bytes()).subject.get_attributes_for_oid(
+            NameOID.COMMON_NAME
+        )
     except (OSError, ValueError):
         return ""
     return str(names[0].value) if names else ""
@@ -255,7 +259,9 @@ async def connect(
     """
     urls = server_urls(url or settings.url)
     user, permissions = _credentials(settings.credentials) if settings.credentials else ("", None)
-    if not user and settings.tls_cert:  # mTLS without credentials: the auth callout names us after the certificate
+    if (
+        not user and settings.tls_cert
+    ):  # mTLS without credentials: the auth callout names us after the certificate
         user = certificate_user(settings.tls_cert)
     holder: list[Bus] = []
 
@@ -274,7 +280,9 @@ async def connect(
             who = user or "this connection"
             failed = holder[0].inbox.refused(
                 denied,
-                lambda subject: PermissionDenied(f"{who} may not publish to {subject!r}", subject=subject, user=user),
+                lambda subject: PermissionDenied(
+                    f"{who} may not publish to {subject!r}", subject=subject, user=user
+                ),
             )
             if failed:
                 log.info("nats: publish to %s refused for %s (%d call(s) failed)", denied, who, failed)
@@ -319,14 +327,22 @@ async def connect(
     started = time.monotonic()
     try:
         # nats-py retries the initial connect only when this flag is set; bound it ourselves
-        nc = await asyncio.wait_for(
-            nats.connect(**options), timeout=settings.connect_timeout + 1
-        )
+        nc = await asyncio.wait_for(nats.connect(**options), timeout=settings.connect_timeout + 1)
     except Exception as exc:
-        reason = "no server answered" if isinstance(exc, TimeoutError | nats.errors.NoServersError) else str(exc) or type(exc).__name__
-        refused = [e for e in early if "authorization violation" in e.lower() or "authentication" in e.lower()]
+        reason = (
+            "no server answered"
+            if isinstance(exc, TimeoutError | nats.errors.NoServersError)
+            else str(exc) or type(exc).__name__
+        )
+        refused = [
+            e for e in early if "authorization violation" in e.lower() or "authentication" in e.lower()
+        ]
         if refused:
-            who = f"the credentials in {settings.credentials}" if settings.credentials else "a connection without credentials"
+            who = (
+                f"the credentials in {settings.credentials}"
+                if settings.credentials
+                else "a connection without credentials"
+            )
             reason = f"the server refused {who} ({refused[-1].removeprefix('nats: ')})"
         raise NotConnected(",".join(urls), reason) from exc
     log.debug("connected to %s in %.1f ms", urls, (time.monotonic() - started) * 1000)
@@ -348,7 +364,9 @@ async def connect(
                     log.debug("close failed", exc_info=True)
 
 
-async def probe(url: str, timeout: float = 1.0, credentials: str = "", tls: NatsSettings | None = None) -> ServerInfo:
+async def probe(
+    url: str, timeout: float = 1.0, credentials: str = "", tls: NatsSettings | None = None
+) -> ServerInfo:
     """Connect once (no reconnect) and return what the server announced. Raises NotConnected.
     `tls`: settings whose tls_* files to use."""
     extra: dict[str, Any] = {"user_credentials": credentials} if credentials else {}

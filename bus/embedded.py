@@ -76,7 +76,10 @@ def find_binary() -> str:
                 f"${BINARY_ENV}={chosen} {found}; it must be nats-server >= {MIN_VERSION[0]}.{MIN_VERSION[1]}"
             )
         return chosen
-    candidates = [str(Path(sys.executable).parent / "nats-server"), str(Path(sys.prefix) / "bin" / "nats-server")]
+    candidates = [
+        str(Path(sys.executable).parent / "nats-server"),
+        str(Path(sys.prefix) / "bin" / "nats-server"),
+    ]
     on_path = shutil.which("nats-server")
     if on_path:
         candidates.append(on_path)
@@ -183,7 +186,9 @@ class EmbeddedServer:
         self.store_dir.mkdir(parents=True, exist_ok=True)
         mappings = self.store_dir / MAPPINGS_FILE
         if not mappings.exists():
-            mappings.write_text("# subject mappings written by `mcp-nats rollout`; applied by a config reload\n")
+            mappings.write_text(
+                "# subject mappings written by `mcp-nats rollout`; applied by a config reload\n"
+            )
         self.config_path.write_text(self.config_text())
         offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         self.process = subprocess.Popen(
@@ -218,7 +223,9 @@ class EmbeddedServer:
             if abort is not None and abort.is_set():
                 raise EmbeddedServerError("interrupted while nats-server was starting")
             if self.process.poll() is not None:
-                raise EmbeddedServerError(f"nats-server exited with code {self.process.returncode}: {self._tail(offset)}")
+                raise EmbeddedServerError(
+                    f"nats-server exited with code {self.process.returncode}: {self._tail(offset)}"
+                )
             if self.log_path.exists():
                 with self.log_path.open("rb") as f:
                     f.seek(offset)
@@ -232,7 +239,9 @@ class EmbeddedServer:
                         self.http_port = int(hm[1])
                     return self
             time.sleep(0.01)
-        raise EmbeddedServerError(f"nats-server did not become ready within {timeout:.0f} s: {self._tail(offset)}")
+        raise EmbeddedServerError(
+            f"nats-server did not become ready within {timeout:.0f} s: {self._tail(offset)}"
+        )
 
     def _tail(self, offset: int) -> str:
         try:

@@ -104,7 +104,9 @@ class PermissionDenied(BusError):
         self.user = user
 
 
-def translate(exc: BaseException, *, subject: str = "", url: str = "", size: int = 0, limit: int = 0) -> BusError:
+def translate(
+    exc: BaseException, *, subject: str = "", url: str = "", size: int = 0, limit: int = 0
+) -> BusError:
     """Map a nats-py exception to ours (callers `raise translate(e) from e`)."""
     if isinstance(exc, BusError):
         return exc

@@ -281,7 +281,11 @@ class PendingAck:
         if self._state != 0:
             return
         if not data and headers and headers.get(_STATUS) == "503":
-            self._fail(StreamNotFound(f"captures {subject!r} (or it has no leader right now, e.g. during an election)"))
+            self._fail(
+                StreamNotFound(
+                    f"captures {subject!r} (or it has no leader right now, e.g. during an election)"
+                )
+            )
             return
         try:
             ack = _ack_decoder.decode(data)
@@ -425,7 +429,9 @@ class JetStream:
             raise js_error(exc, subject=subject) from exc
         return int(ack.seq)
 
-    async def publish_async(self, subject: str, data: bytes, headers: dict[str, str] | None = None) -> PendingAck:
+    async def publish_async(
+        self, subject: str, data: bytes, headers: dict[str, str] | None = None
+    ) -> PendingAck:
         """Publish without waiting; the returned PendingAck completes when JetStream answers (it may never:
         cancel it, or use wait_acks, after a timeout). Raises NotConnected / PayloadTooLarge when the publish
         itself fails."""
@@ -482,7 +488,9 @@ class JetStream:
                     if status == "404":  # nothing (more) at or after the start
                         return Batch(messages, 0)
                     if status:
-                        raise JetStreamError(f"direct get on {stream} answered status {status} {hdrs.get('Description', '')}".strip())
+                        raise JetStreamError(
+                            f"direct get on {stream} answered status {status} {hdrs.get('Description', '')}".strip()
+                        )
                     messages.append(
                         StoredMsg(
                             stream=stream,

@@ -79,7 +79,11 @@ def decode(token: str) -> dict[str, Any]:
 
 def operator(key: Key, name: str, system_account: str) -> str:
     return encode(
-        {"sub": key.public, "name": name, "nats": {"type": "operator", "version": 2, "system_account": system_account}},
+        {
+            "sub": key.public,
+            "name": name,
+            "nats": {"type": "operator", "version": 2, "system_account": system_account},
+        },
         key,
     )
 
@@ -125,11 +129,20 @@ def account(
     threshold; imports (from `import_from`) carry `share: true`, so the caller's identity travels
     in `Nats-Request-Info`; `mappings` are weighted subject mappings applied to what the account's
     users publish (canaries)."""
-    nats: dict[str, Any] = {"type": "account", "version": 2, "limits": _limits(jetstream), "default_permissions": {"pub": {}, "sub": {}}}
+    nats: dict[str, Any] = {
+        "type": "account",
+        "version": 2,
+        "limits": _limits(jetstream),
+        "default_permissions": {"pub": {}, "sub": {}},
+    }
     if exports:
         nats["exports"] = [
             {"name": e.subject, "subject": e.subject, "type": e.kind}
-            | ({"response_type": "Stream", "response_threshold": int(response_threshold * _NS)} if e.kind == "service" else {})
+            | (
+                {"response_type": "Stream", "response_threshold": int(response_threshold * _NS)}
+                if e.kind == "service"
+                else {}
+            )
             for e in exports
         ]
     if imports:
@@ -141,7 +154,10 @@ def account(
     if revocations:
         nats["revocations"] = dict(revocations)
     if callout_users:  # auth callout: every other user of this account is decided by the callout service
-        nats["authorization"] = {"auth_users": list(callout_users), "allowed_accounts": list(callout_accounts)}
+        nats["authorization"] = {
+            "auth_users": list(callout_users),
+            "allowed_accounts": list(callout_accounts),
+        }
     if mappings:
         nats["mappings"] = mappings_claim(mappings)
     return encode({"sub": key.public, "name": name, "nats": nats}, signer)
@@ -149,14 +165,19 @@ def account(
 
 def mappings_claim(mappings: Mapping[str, Sequence[tuple[str, int]]]) -> dict[str, list[dict[str, Any]]]:
     """An account's weighted subject mappings (`source -> [(destination, percent)]`) as the JWT holds them."""
-    return {src: [{"subject": dst, "weight": weight} for dst, weight in dests] for src, dests in sorted(mappings.items())}
+    return {
+        src: [{"subject": dst, "weight": weight} for dst, weight in dests]
+        for src, dests in sorted(mappings.items())
+    }
 
 
 def _list(key: str, subjects: Sequence[str]) -> dict[str, list[str]]:
     return {key: list(subjects)} if subjects else {}
 
 
-def user(signer: Key, public: str, name: str, perms: Permissions, *, bearer: bool = False, expires: int = 0) -> str:
+def user(
+    signer: Key, public: str, name: str, perms: Permissions, *, bearer: bool = False, expires: int = 0
+) -> str:
     """A user JWT signed by its account's key. Never a bearer token (it is forwarded with `share: true`),
     except the sentinel of the callout account, which may do nothing at all."""
     nats: dict[str, Any] = {
@@ -172,11 +193,17 @@ def user(signer: Key, public: str, name: str, perms: Permissions, *, bearer: boo
         nats["resp"] = {"max": perms.responses, "ttl": int(perms.response_ttl * _NS)}
     if bearer:
         nats["bearer_token"] = True
-    claims = {"sub": public, "nats": nats} | ({"name": name} if name else {}) | ({"exp": expires} if expires else {})
+    claims = (
+        {"sub": public, "nats": nats}
+        | ({"name": name} if name else {})
+        | ({"exp": expires} if expires else {})
+    )
     return encode(claims, signer)
 
 
-def authorization_response(signer: Key, user_nkey: str, server_id: str, *, user_jwt: str = "", error: str = "") -> str:
+def authorization_response(
+    signer: Key, user_nkey: str, server_id: str, *, user_jwt: str = "", error: str = ""
+) -> str:
     """The auth callout's answer to one authorization request: the user JWT for `user_nkey`, or an error
     (which nats-server logs; the client only sees 'Authorization Violation')."""
     nats: dict[str, Any] = {"type": "authorization_response", "version": 2}
@@ -198,7 +225,9 @@ def verify(token: str, issuer_prefix: str = "") -> dict[str, Any]:
     try:
         raw = base64.b32decode(iss + "=" * (-len(iss) % 8))
         head, _, signature = token.rpartition(".")
-        nacl.signing.VerifyKey(raw[1:33]).verify(head.encode(), base64.urlsafe_b64decode(signature + "=" * (-len(signature) % 4)))
+        nacl.signing.VerifyKey(raw[1:33]).verify(
+            head.encode(), base64.urlsafe_b64decode(signature + "=" * (-len(signature) % 4))
+        )
     except (ValueError, nacl.exceptions.BadSignatureError) as exc:
         raise ValueError("the JWT's signature does not verify") from exc
     return claims

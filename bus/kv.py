@@ -121,7 +121,7 @@ class KeyValue:
         """Entries written after stream sequence `after`, oldest first, and whether more follow."""
         got = await self._js.get_batch(self.stream, self._prefix + ">", seq=after + 1, batch=batch)
         out = [
-            Entry(m.subject[len(self._prefix) :], m.data, m.seq, m.headers.get(_OP) in _DELETED) for m in got.messages
+            Entry(m.subject[len(self._prefix) :], m.data, m.seq, m.headers.get(_OP) in _DELETED)
+            for m in got.messages
         ]
         return out, got.pending > 0
-

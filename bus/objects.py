@@ -47,7 +47,10 @@ async def put_result(bus: Bus, name: str, data: bytes) -> str:
             store = await js.object_store(bucket)
         except nats.js.errors.BucketNotFoundError:
             store = await js.create_object_store(
-                bucket, config=nats.js.api.ObjectStoreConfig(ttl=RESULT_TTL, description="MCP results too large for one message")
+                bucket,
+                config=nats.js.api.ObjectStoreConfig(
+                    ttl=RESULT_TTL, description="MCP results too large for one message"
+                ),
             )
         await store.put(name, data)
     except Exception as exc:  # JetStream off, out of space, timeouts: the caller gets a clear error instead
@@ -64,7 +67,9 @@ async def take_result(bus: Bus, claim: str, limit: int) -> bytes:
         store = await bus.nc.jetstream(timeout=10).object_store(bucket)
         info = await store.get_info(name)
         if info.size is not None and info.size > limit:
-            raise ClaimCheckFailed("fetched", f"it is {info.size} bytes, more than the {limit} bytes this bridge accepts")
+            raise ClaimCheckFailed(
+                "fetched", f"it is {info.size} bytes, more than the {limit} bytes this bridge accepts"
+            )
         result = await store.get(name)
         data = result.data or b""
     except BusError:

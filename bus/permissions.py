@@ -111,7 +111,15 @@ def nothing() -> Permissions:
 
 def user_name(kind: str, name: str) -> str:
     """The JWT name of a user: the identity itself, `service-<svc>`, `callout` or `admin`."""
-    return name if kind == "identity" else f"service-{name}" if kind == "service" else kind if kind == "callout" else "admin"
+    return (
+        name
+        if kind == "identity"
+        else f"service-{name}"
+        if kind == "service"
+        else kind
+        if kind == "callout"
+        else "admin"
+    )
 
 
 def allowed_services(policy: Policy, identity: str, catalog: Catalog) -> list[str]:
@@ -139,13 +147,19 @@ def _expand(subjects: Subjects, patterns: list[str], catalog: Catalog, *, deny: 
     out: list[str] = []
     for pattern in patterns:
         svc_part, tool_part = split(pattern)
-        if svc_part == "*" and tool_part == "*":  # every tool of every service: one subject, whatever is installed
+        if (
+            svc_part == "*" and tool_part == "*"
+        ):  # every tool of every service: one subject, whatever is installed
             if subjects.tool_calls("*") not in out:
                 out.append(subjects.tool_calls("*"))
             continue
         for svc in sorted(catalog):
             if part_matches(svc_part, svc):
-                out += [s for s in _tool_subjects(subjects, svc, tool_part, catalog[svc], deny=deny) if s not in out]
+                out += [
+                    s
+                    for s in _tool_subjects(subjects, svc, tool_part, catalog[svc], deny=deny)
+                    if s not in out
+                ]
     return out
 
 
@@ -165,7 +179,11 @@ def identity(policy: Policy, name: str, catalog: Catalog, subjects: Subjects) ->
         pub.append(subjects.shadow_results(svc))
         pub += [subjects.tools_list(svc), subjects.discover(svc), subjects.cancel(svc)]
         pub += [subjects.op(svc, op) for op in OPERATIONS]
-        pub += [srv(verb) + ".>" for verb in SRV_VERBS] if every else [srv(verb, subjects.micro_name(svc)) for verb in SRV_VERBS]
+        pub += (
+            [srv(verb) + ".>" for verb in SRV_VERBS]
+            if every
+            else [srv(verb, subjects.micro_name(svc)) for verb in SRV_VERBS]
+        )
     # Events of every service (the bridge subscribes `<root>.events.*.<kind>`): lifecycle, list changes and
     # resource-updated URIs are visible to every identity; see the README's Security section.
     sub = [inboxes(user_name("identity", name)), subjects.bridges_status(), subjects.events_all()]

@@ -28,7 +28,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_FRAME_HEADERS: Final = {kind: encode_headers({h.FRAME: kind}) for kind in (h.FRAME_HEARTBEAT, h.FRAME_NOTIFICATION)}
+_FRAME_HEADERS: Final = {
+    kind: encode_headers({h.FRAME: kind}) for kind in (h.FRAME_HEARTBEAT, h.FRAME_NOTIFICATION)
+}
 _TICK: Final = 0.2
 
 
@@ -36,9 +38,21 @@ class Request:
     """One request taken from the bus. Reply exactly once with `respond` or `respond_error`;
     interim frames (`frame`) may precede it when the caller provided a reply subject."""
 
-    __slots__ = ("_beat_every", "_last_beat", "_wire", "data", "headers", "received", "replied", "reply", "subject")
+    __slots__ = (
+        "_beat_every",
+        "_last_beat",
+        "_wire",
+        "data",
+        "headers",
+        "received",
+        "replied",
+        "reply",
+        "subject",
+    )
 
-    def __init__(self, wire: Wire, subject: str, reply: str, data: bytes, headers: dict[str, str] | None) -> None:
+    def __init__(
+        self, wire: Wire, subject: str, reply: str, data: bytes, headers: dict[str, str] | None
+    ) -> None:
         self._wire = wire
         self.subject = subject
         self.reply = reply
@@ -62,9 +76,14 @@ class Request:
         self.replied = True
         await self._publish(data, headers)
 
-    async def respond_error(self, code: int, message: str, body: bytes, headers: Mapping[str, str] | None = None) -> None:
+    async def respond_error(
+        self, code: int, message: str, body: bytes, headers: Mapping[str, str] | None = None
+    ) -> None:
         """Final error reply: ADR-32 headers carry the code and sentence, the body a JSON-RPC error object."""
-        hdrs = {h.SERVICE_ERROR_CODE: str(code), h.SERVICE_ERROR: message.replace("\r", " ").replace("\n", " ")}
+        hdrs = {
+            h.SERVICE_ERROR_CODE: str(code),
+            h.SERVICE_ERROR: message.replace("\r", " ").replace("\n", " "),
+        }
         if headers:
             hdrs.update(headers)
         await self.respond(body, hdrs)
@@ -146,7 +165,11 @@ class Endpoint:
         try:
             await asyncio.wait_for(self._idle.wait(), self._drain_timeout)
         except TimeoutError:
-            log.warning("drain of %s timed out with %d calls in flight; cancelling them", self.subject, len(self._tasks))
+            log.warning(
+                "drain of %s timed out with %d calls in flight; cancelling them",
+                self.subject,
+                len(self._tasks),
+            )
             for task in list(self._tasks):
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -57,7 +57,15 @@ _KEY: Final = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _BAD_SUBJECT: Final = re.compile(r"[\s]")
 _VALUE_NEWLINES: Final = str.maketrans({"\r": " ", "\n": " "})
 _HOOKS: Final = (
-    "_process_msg", "_pending", "_pending_data_size", "_max_pending_size", "_flush_queue", "_flush_pending", "_flusher_task", "_max_payload", "_status",
+    "_process_msg",
+    "_pending",
+    "_pending_data_size",
+    "_max_pending_size",
+    "_flush_queue",
+    "_flush_pending",
+    "_flusher_task",
+    "_max_payload",
+    "_status",
 )
 _CONNECTED: Final = 1  # nats.aio.client.Client.CONNECTED
 
@@ -97,7 +105,9 @@ def parse_headers(raw: bytes) -> dict[str, str]:
     """A received header block as a dict, with nats-py's conventions: an inline status
     (`NATS/1.0 503`) becomes `Status` (and `Description`); names that are not ASCII tokens are
     dropped; values are stripped and decoded as UTF-8 with replacement."""
-    lines = raw.decode("utf-8", "replace").split("\r\n")  # one decode: CR and LF never end inside a UTF-8 sequence
+    lines = raw.decode("utf-8", "replace").split(
+        "\r\n"
+    )  # one decode: CR and LF never end inside a UTF-8 sequence
     out: dict[str, str] = {}
     first = lines[0]
     if len(first) > len(_HDR_LINE):
@@ -136,7 +146,9 @@ class Wire:
             self._slow = nc._process_msg
             nc._process_msg = self._process_msg  # type: ignore[method-assign,assignment]  # the parser calls this per message
         else:
-            log.warning("nats-py %s lacks the hooks the fast path needs; using its own (slower) path", _version())
+            log.warning(
+                "nats-py %s lacks the hooks the fast path needs; using its own (slower) path", _version()
+            )
 
     # -- publish ------------------------------------------------------------------------------
 
@@ -145,7 +157,11 @@ class Wire:
         nc = self._nc
         try:
             hdr = headers if isinstance(headers, bytes) else encode_headers(headers) if headers else b""
-        except (ValueError, TypeError, AttributeError):  # a bad header: nats-py's publish raises its own error for it
+        except (
+            ValueError,
+            TypeError,
+            AttributeError,
+        ):  # a bad header: nats-py's publish raises its own error for it
             await self._publish_slow(subject, data, headers, reply)
             return
         limit = getattr(nc, "_max_payload", 0) or nc.max_payload
@@ -189,14 +205,18 @@ class Wire:
                     kick.set_result(None)
                 nc._flush_queue.put_nowait(kick)
         except Exception as exc:
-            raise translate(exc, subject=subject, url=self._url, size=len(data), limit=nc.max_payload) from exc
+            raise translate(
+                exc, subject=subject, url=self._url, size=len(data), limit=nc.max_payload
+            ) from exc
 
     async def _publish_slow(self, subject: str, data: bytes, headers: Headers, reply: str) -> None:
         hdrs = parse_headers(headers) if isinstance(headers, bytes) and headers else headers or None
         try:
             await self._nc.publish(subject, data, reply=reply, headers=hdrs)  # type: ignore[arg-type]
         except Exception as exc:
-            raise translate(exc, subject=subject, url=self._url, size=len(data), limit=self._nc.max_payload) from exc
+            raise translate(
+                exc, subject=subject, url=self._url, size=len(data), limit=self._nc.max_payload
+            ) from exc
 
     async def flush(self, timeout: float = 5.0) -> None:
         """Return once the server has processed everything sent so far, subscriptions included.
@@ -219,9 +239,16 @@ class Wire:
         nc = self._nc
         try:
             if not self.fast:
-                return await nc.subscribe(subject, queue=queue, cb=_as_callback(deliver),
-                                          pending_msgs_limit=1_000_000, pending_bytes_limit=1024**3)
-            sub = await nc.subscribe(subject, queue=queue)  # no callback: no task, nothing queued (routed here)
+                return await nc.subscribe(
+                    subject,
+                    queue=queue,
+                    cb=_as_callback(deliver),
+                    pending_msgs_limit=1_000_000,
+                    pending_bytes_limit=1024**3,
+                )
+            sub = await nc.subscribe(
+                subject, queue=queue
+            )  # no callback: no task, nothing queued (routed here)
         except Exception as exc:
             raise translate(exc, subject=subject) from exc
         self._routes[sub._id] = deliver
@@ -236,7 +263,9 @@ class Wire:
         """Stop routing `sub`'s messages (after it is unsubscribed or drained)."""
         self._routes.pop(sub._id, None)
 
-    async def _process_msg(self, sid: int, subject: bytes, reply: bytes, data: bytes, hdr: bytes | None) -> None:
+    async def _process_msg(
+        self, sid: int, subject: bytes, reply: bytes, data: bytes, hdr: bytes | None
+    ) -> None:
         deliver = self._routes.get(sid)
         if deliver is None:
             await self._slow(sid, subject, reply, data, hdr)  # type: ignore[arg-type]  # nats-py passes None too

@@ -38,7 +38,16 @@ from .config import resolve_url
 
 _RELATIVE: Final = re.compile(r"^(\d+(?:\.\d+)?)\s*(s|m|h|d|w)$")
 _UNITS: Final = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-_COLUMNS: Final = (("TIME", 24), ("SERVICE", 10), ("TOOL", 22), ("OUTCOME", 14), ("CODE", 7), ("MS", 9), ("IDENTITY", 14), ("INSTANCE", 8))
+_COLUMNS: Final = (
+    ("TIME", 24),
+    ("SERVICE", 10),
+    ("TOOL", 22),
+    ("OUTCOME", 14),
+    ("CODE", 7),
+    ("MS", 9),
+    ("IDENTITY", 14),
+    ("INSTANCE", 8),
+)
 _POLL: Final = 1.0
 
 
@@ -55,7 +64,9 @@ def parse_time(text: str, now: dt.datetime | None = None) -> dt.datetime:
     try:
         t = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError:
-        raise TimeError(f"{text!r} is not a time: use ISO 8601 (2026-05-01T12:00:00Z) or an age (90s, 15m, 2h, 7d)") from None
+        raise TimeError(
+            f"{text!r} is not a time: use ISO 8601 (2026-05-01T12:00:00Z) or an age (90s, 15m, 2h, 7d)"
+        ) from None
     return t if t.tzinfo is not None else t.replace(tzinfo=dt.UTC)
 
 
@@ -76,7 +87,9 @@ def add_parser(sub: Any, common: Any) -> None:
         p.add_argument("--outcome", choices=OUTCOMES, help="only this outcome")
         p.add_argument("--identity", help="only calls by this identity (the bridge's client name)")
         p.add_argument("--json", action="store_true", help="print each record as one JSON line, as stored")
-    tail.add_argument("--since", help="start this far back (ISO 8601 time or an age like 15m); default: only new records")
+    tail.add_argument(
+        "--since", help="start this far back (ISO 8601 time or an age like 15m); default: only new records"
+    )
     tail.add_argument("--count", type=int, help="exit after printing this many records")
     query.add_argument("--since", default="1h", help="ISO 8601 time or an age like 15m, 2h, 7d (default: 1h)")
     query.add_argument("--until", help="ISO 8601 time or an age (default: now)")
@@ -104,7 +117,16 @@ def _header() -> str:
 
 def _row(rec: AuditRecord) -> str:
     code = "" if isinstance(rec.errorCode, msgspec.UnsetType) else str(rec.errorCode)
-    cells = (rec.time, rec.service, rec.tool, rec.outcome, code, f"{rec.durationMs:.2f}", (rec.identity or "-") + (" (unverified)" if rec.verified is False else ""), rec.instance[:8])
+    cells = (
+        rec.time,
+        rec.service,
+        rec.tool,
+        rec.outcome,
+        code,
+        f"{rec.durationMs:.2f}",
+        (rec.identity or "-") + (" (unverified)" if rec.verified is False else ""),
+        rec.instance[:8],
+    )
     return " ".join(c.ljust(w) for c, (_n, w) in zip(cells, _COLUMNS, strict=True)) + " " + rec.callId
 
 
@@ -192,7 +214,9 @@ async def _tail(args: argparse.Namespace, settings: Settings, bus: Bus) -> int:
     try:
         if args.since:
             batch = await js.get_batch(stream, flt.subject, start_time=parse_time(args.since))
-            next_seq = batch.messages[-1].seq + 1 if batch.messages else (await js.stream_state(stream)).last_seq + 1
+            next_seq = (
+                batch.messages[-1].seq + 1 if batch.messages else (await js.stream_state(stream)).last_seq + 1
+            )
             pending = list(batch.messages)
         else:
             next_seq = (await js.stream_state(stream)).last_seq + 1
@@ -229,8 +253,12 @@ def audit_command(args: argparse.Namespace, settings: Settings) -> int:
 
     async def run() -> None:
         nonlocal code
-        async with connect(settings.nats, name="mcp-nats audit", ident=f"audit-{os.getpid()}", url=url) as bus:
-            code = await (_tail(args, settings, bus) if args.audit_command == "tail" else _query(args, settings, bus))
+        async with connect(
+            settings.nats, name="mcp-nats audit", ident=f"audit-{os.getpid()}", url=url
+        ) as bus:
+            code = await (
+                _tail(args, settings, bus) if args.audit_command == "tail" else _query(args, settings, bus)
+            )
 
     try:
         _run(run())
@@ -239,7 +267,9 @@ def audit_command(args: argparse.Namespace, settings: Settings) -> int:
         return 2
     except StreamNotFound:
         name = audit_stream(settings.nats.root, settings.audit).name
-        sys.stderr.write(f"mcp-nats audit: there is no audit stream {name} yet; `mcp-nats up` or any responder creates it\n")
+        sys.stderr.write(
+            f"mcp-nats audit: there is no audit stream {name} yet; `mcp-nats up` or any responder creates it\n"
+        )
         return 1
     except NotConnected as exc:
         sys.stderr.write(f"mcp-nats audit: {exc}\n")

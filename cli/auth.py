@@ -47,8 +47,13 @@ def local_identity() -> str:
     return token if is_token(token) else "local"
 
 
-def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: Callable[[argparse.ArgumentParser], None]) -> None:
-    auth = sub.add_parser("auth", help="security: compile a policy into credentials (see the README's Security section)")
+def add_parser(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser],
+    common: Callable[[argparse.ArgumentParser], None],
+) -> None:
+    auth = sub.add_parser(
+        "auth", help="security: compile a policy into credentials (see the README's Security section)"
+    )
     verbs = auth.add_subparsers(dest="auth_command", required=True, metavar="VERB")
     init = verbs.add_parser(
         "init",
@@ -62,15 +67,26 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser], common:
     init.add_argument("--policy", required=True, metavar="FILE", help="the policy file (TOML)")
     init.add_argument("--dir", metavar="DIR", help="the auth directory (default: <state_dir>/auth)")
     init.add_argument("--state-dir", help="the state directory (default: $XDG_STATE_HOME/mcp-nats)")
-    init.add_argument("--tls", action="store_true",
-                      help="also create a CA, the server's certificate and one client certificate per user under DIR/tls; "
-                      "the embedded server and every client then use TLS (takes effect when `mcp-nats up` starts the server)")
-    init.add_argument("--mtls", action="store_true",
-                      help="as --tls, and the server refuses clients without a certificate from that CA")
-    init.add_argument("--route", action="append", default=[], metavar="NODE[=HOST,...]",
-                      help="with TLS: a route certificate for cluster node NODE (server and client auth, valid for NODE, "
-                      "loopback and each HOST); repeat per node. Default when none exists yet: n1, n2, n3 on loopback "
-                      "(infra/cluster-3-tls/)")
+    init.add_argument(
+        "--tls",
+        action="store_true",
+        help="also create a CA, the server's certificate and one client certificate per user under DIR/tls; "
+        "the embedded server and every client then use TLS (takes effect when `mcp-nats up` starts the server)",
+    )
+    init.add_argument(
+        "--mtls",
+        action="store_true",
+        help="as --tls, and the server refuses clients without a certificate from that CA",
+    )
+    init.add_argument(
+        "--route",
+        action="append",
+        default=[],
+        metavar="NODE[=HOST,...]",
+        help="with TLS: a route certificate for cluster node NODE (server and client auth, valid for NODE, "
+        "loopback and each HOST); repeat per node. Default when none exists yet: n1, n2, n3 on loopback "
+        "(infra/cluster-3-tls/)",
+    )
     callout = verbs.add_parser(
         "callout",
         help="run the auth callout: admit clients by their certificate (mTLS) as the policy identity it names",
@@ -94,7 +110,9 @@ def parse_routes(specs: list[str]) -> dict[str, list[str]]:
         node, _, hosts = spec.partition("=")
         names = [h.strip() for h in hosts.split(",") if h.strip()]
         if not is_token(node.strip()) or not all(re.fullmatch(r"[A-Za-z0-9.:-]+", h) for h in names):
-            raise PolicyError(f"--route {spec!r}: expected NODE[=HOST,...], a node name then host names or IP addresses")
+            raise PolicyError(
+                f"--route {spec!r}: expected NODE[=HOST,...], a node name then host names or IP addresses"
+            )
         routes[node.strip()] = names
     return routes
 
@@ -159,7 +177,9 @@ def store_keys(settings: Settings) -> tuple[str, str]:
             key = secrets.token_urlsafe(32)
             write_private(path, key + "\n")
         except OSError as exc:
-            raise AuthDirError(f"cannot read the JetStream encryption key {path}: {exc.strerror or exc}") from None
+            raise AuthDirError(
+                f"cannot read the JetStream encryption key {path}: {exc.strerror or exc}"
+            ) from None
     prev = os.environ.get(PREV_STORE_KEY_ENV, "")
     if not prev:
         try:
@@ -167,7 +187,9 @@ def store_keys(settings: Settings) -> tuple[str, str]:
         except FileNotFoundError:
             prev = ""
         except OSError as exc:
-            raise AuthDirError(f"cannot read the previous JetStream encryption key {adir.path / 'store.key.prev'}: {exc}") from None
+            raise AuthDirError(
+                f"cannot read the previous JetStream encryption key {adir.path / 'store.key.prev'}: {exc}"
+            ) from None
     return key, prev
 
 
@@ -187,8 +209,12 @@ async def push(adir: AuthDir, compiled: Compiled, url: str) -> list[str]:
     # AUTH (the callout's account) is in use only with mTLS; otherwise no client of it ever connects, the
     # server would skip the update, and it keeps the preloaded claims (the same: its keys are kept stable).
     unused = set() if tls.verify else {adir.key(f"account:{AUTH}").public}
-    accounts = {k: v for k, v in compiled.accounts.items() if k != compiled.system_account and k not in unused}
-    settings = NatsSettings(url=url, credentials=str(adir.sys_creds), max_reconnect_attempts=0, connect_timeout=5.0)
+    accounts = {
+        k: v for k, v in compiled.accounts.items() if k != compiled.system_account and k not in unused
+    }
+    settings = NatsSettings(
+        url=url, credentials=str(adir.sys_creds), max_reconnect_attempts=0, connect_timeout=5.0
+    )
     if tls.exists():
         cert, key = tls.client("sys")
         settings = NatsSettings(
@@ -204,9 +230,15 @@ async def push(adir: AuthDir, compiled: Compiled, url: str) -> list[str]:
             user = replace(settings, credentials=str(creds), tls_cert="", tls_key="")
             if tls.exists():
                 cert, key = tls.client(name)
-                user = replace(user, tls_cert=str(cert) if cert.is_file() else "", tls_key=str(key) if key.is_file() else "")
+                user = replace(
+                    user,
+                    tls_cert=str(cert) if cert.is_file() else "",
+                    tls_key=str(key) if key.is_file() else "",
+                )
             try:
-                await stack.enter_async_context(connect(user, name="mcp-nats auth", ident=f"auth-{os.getpid()}"))
+                await stack.enter_async_context(
+                    connect(user, name="mcp-nats auth", ident=f"auth-{os.getpid()}")
+                )
             except BusError as exc:
                 log.debug("cannot load an account as %s: %s", name, exc)
         return await push_accounts(settings, accounts)
@@ -238,10 +270,16 @@ def auth_command(args: argparse.Namespace, settings: Settings) -> int:
             routes = {node: [] for node in DEFAULT_NODES}
         verify = args.mtls if (args.tls or args.mtls) else files.verify
         made = ensure(files, adir.users(), verify=verify, routes=routes)
-        _say(f"TLS{' with client certificates (mTLS)' if args.mtls else ''}: {files.dir} ({', '.join(made) or 'nothing new'})")
+        _say(
+            f"TLS{' with client certificates (mTLS)' if args.mtls else ''}: {files.dir} ({', '.join(made) or 'nothing new'})"
+        )
         if "CA" in made or was != files.verify:
             _say("Restart `mcp-nats up` for the server to take up its TLS settings.")
-    for what, names in (("added", compiled.added), ("changed (new key, old one revoked)", compiled.changed), ("removed (revoked)", compiled.removed)):
+    for what, names in (
+        ("added", compiled.added),
+        ("changed (new key, old one revoked)", compiled.changed),
+        ("removed (revoked)", compiled.removed),
+    ):
         if names:
             _say(f"  identities {what}: {', '.join(names)}")
     url = settings.nats.url or recorded_url(settings)

@@ -59,7 +59,9 @@ def ensure_server(settings: Settings) -> bool:
             )
         with open(pid_file, "w") as f:
             f.write(f"{proc.pid}\n")
-        log.warning("no NATS server was running; started `mcp-nats up` (pid %d, log %s)", proc.pid, sdir / "up.log")
+        log.warning(
+            "no NATS server was running; started `mcp-nats up` (pid %d, log %s)", proc.pid, sdir / "up.log"
+        )
     return True
 
 

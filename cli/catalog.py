@@ -31,7 +31,12 @@ def catalog(settings: Settings) -> dict[str, list[str]]:
             try:
                 out[name] = sorted(_build(name, settings, Path(tmp)).tools)
             except Exception as exc:  # a plugin's build may fail in any way without its settings
-                log.warning("cannot list the tools of %s with its default settings (%s); only %s.* and exact names apply", name, exc, name)
+                log.warning(
+                    "cannot list the tools of %s with its default settings (%s); only %s.* and exact names apply",
+                    name,
+                    exc,
+                    name,
+                )
                 out[name] = []
     return out
 

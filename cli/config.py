@@ -18,11 +18,21 @@ from schemas.config import DEFAULT_URL, Settings
 
 CONFIG_FILE: Final = "mcp-nats.toml"
 _SECTIONS: Final = tuple(
-    f.name for f in msgspec.structs.fields(Settings) if isinstance(f.type, type) and issubclass(f.type, msgspec.Struct)
+    f.name
+    for f in msgspec.structs.fields(Settings)
+    if isinstance(f.type, type) and issubclass(f.type, msgspec.Struct)
 )
 """The core sections ([nats], [bridge], ...); every other section belongs to a service plugin."""
 _ALIASES: Final = {"URL": ("nats", "url"), "ROOT": ("nats", "root"), "CREDENTIALS": ("nats", "credentials")}
-_NOT_SETTINGS: Final = {"CONFIG", "LOG_LEVEL", "SERVER_BINARY", "STORE_KEY", "PREV_STORE_KEY", "SERVER_STORE_KEY", "SERVER_PREV_STORE_KEY"}
+_NOT_SETTINGS: Final = {
+    "CONFIG",
+    "LOG_LEVEL",
+    "SERVER_BINARY",
+    "STORE_KEY",
+    "PREV_STORE_KEY",
+    "SERVER_STORE_KEY",
+    "SERVER_PREV_STORE_KEY",
+}
 _LIST_KEYS: Final = {("audit", "redact")}
 
 
@@ -54,8 +64,12 @@ def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:
                 known = {f.name for f in msgspec.structs.fields(plugin.settings)}
                 list_keys = {(section, k) for k in plugin.list_keys}
             if field not in known:
-                raise ConfigError(f"unknown environment variable {name} (see the README's Configuration section)")
-        parsed: Any = [v.strip() for v in value.split(",") if v.strip()] if (section, field) in list_keys else value
+                raise ConfigError(
+                    f"unknown environment variable {name} (see the README's Configuration section)"
+                )
+        parsed: Any = (
+            [v.strip() for v in value.split(",") if v.strip()] if (section, field) in list_keys else value
+        )
         out.setdefault(section, {})[field] = parsed
     return out
 
@@ -97,7 +111,9 @@ def load_settings(
         text = str(exc)
         where = text.rsplit(" - at `$", 1)
         if len(where) == 2:
-            raise ConfigError(f"bad configuration value for {where[1].rstrip('`').lstrip('.')}: {where[0]}") from None
+            raise ConfigError(
+                f"bad configuration value for {where[1].rstrip('`').lstrip('.')}: {where[0]}"
+            ) from None
         raise ConfigError(f"bad configuration: {text}") from None
 
 

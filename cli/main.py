@@ -34,13 +34,32 @@ def _run(coro: Coroutine[Any, Any, None]) -> None:
 
 
 def _common(p: argparse.ArgumentParser, url_flags: tuple[str, ...] = ("--url", "--nats-url")) -> None:
-    p.add_argument("--config", metavar="FILE", help="TOML settings file (default: $MCP_NATS_CONFIG, else ./mcp-nats.toml if present)")
-    p.add_argument(*url_flags, dest="url", help="NATS server URL(s), comma-separated (default: the URL `mcp-nats up` recorded, else nats://127.0.0.1:4222)")
-    p.add_argument("--subject-root", dest="subject_root", metavar="TOKEN",
-                   help="first token of every MCP subject (default: mcp); bridges and services must agree")
-    p.add_argument("--credentials", metavar="FILE",
-                   help="NATS .creds file (default: [nats] credentials, else the state directory's auth/ when `up` runs the server)")
-    p.add_argument("--log-level", default=os.environ.get("MCP_NATS_LOG_LEVEL"), help="debug, info, warning or error (logs go to stderr)")
+    p.add_argument(
+        "--config",
+        metavar="FILE",
+        help="TOML settings file (default: $MCP_NATS_CONFIG, else ./mcp-nats.toml if present)",
+    )
+    p.add_argument(
+        *url_flags,
+        dest="url",
+        help="NATS server URL(s), comma-separated (default: the URL `mcp-nats up` recorded, else nats://127.0.0.1:4222)",
+    )
+    p.add_argument(
+        "--subject-root",
+        dest="subject_root",
+        metavar="TOKEN",
+        help="first token of every MCP subject (default: mcp); bridges and services must agree",
+    )
+    p.add_argument(
+        "--credentials",
+        metavar="FILE",
+        help="NATS .creds file (default: [nats] credentials, else the state directory's auth/ when `up` runs the server)",
+    )
+    p.add_argument(
+        "--log-level",
+        default=os.environ.get("MCP_NATS_LOG_LEVEL"),
+        help="debug, info, warning or error (logs go to stderr)",
+    )
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
@@ -57,14 +76,31 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         "the line that registers the bridge with Claude Code, and run until Ctrl-C, which stops everything it started.",
     )
     _common(up)
-    up.add_argument("--port", type=int, default=-1, help="client port for the embedded server (default: a free one)")
-    up.add_argument("--root", "--fs-root", dest="fs_root", action="append", metavar="DIR[:ro]",
-                    help="directory for the fs service, read-write, or read-only with ':ro' (repeatable; default: the current directory)")
-    up.add_argument("--state-dir", help="where the server keeps its data and the URL in use (default: $XDG_STATE_HOME/mcp-nats)")
-    up.add_argument("--policy", metavar="FILE",
-                    help="security policy for the embedded server (default: the one compiled last, else: the local user may call every tool)")
-    up.add_argument("--no-auth", action="store_true",
-                    help="start the embedded server without authentication (anyone on this machine may call every tool)")
+    up.add_argument(
+        "--port", type=int, default=-1, help="client port for the embedded server (default: a free one)"
+    )
+    up.add_argument(
+        "--root",
+        "--fs-root",
+        dest="fs_root",
+        action="append",
+        metavar="DIR[:ro]",
+        help="directory for the fs service, read-write, or read-only with ':ro' (repeatable; default: the current directory)",
+    )
+    up.add_argument(
+        "--state-dir",
+        help="where the server keeps its data and the URL in use (default: $XDG_STATE_HOME/mcp-nats)",
+    )
+    up.add_argument(
+        "--policy",
+        metavar="FILE",
+        help="security policy for the embedded server (default: the one compiled last, else: the local user may call every tool)",
+    )
+    up.add_argument(
+        "--no-auth",
+        action="store_true",
+        help="start the embedded server without authentication (anyone on this machine may call every tool)",
+    )
 
     from .serve import add_serve_parser
 
@@ -77,7 +113,9 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         "Register it with: claude mcp add nats -- mcp-nats bridge",
     )
     _common(bridge)
-    bridge.add_argument("--call-timeout", type=float, help="seconds a tools/call may take before it fails (default: 120)")
+    bridge.add_argument(
+        "--call-timeout", type=float, help="seconds a tools/call may take before it fails (default: 120)"
+    )
     bridge.add_argument("--client-name", help="identity recorded for calls (default: the OS user name)")
     bridge.add_argument(
         "--autostart",
@@ -91,7 +129,9 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         description="Ask every MCP service instance under the subject root for its ADR-32 stats and print one table.",
     )
     _common(status)
-    status.add_argument("--json", action="store_true", help="print each instance's raw STATS reply as a JSON line")
+    status.add_argument(
+        "--json", action="store_true", help="print each instance's raw STATS reply as a JSON line"
+    )
 
     from .audit import add_parser as add_audit_parser
     from .auth import add_parser as add_auth_parser

@@ -146,7 +146,9 @@ def apply(sdir: Path, config: Path, state: RolloutState, timeout: float = 10.0) 
             "the clients account JWT). Pass the --state-dir of the `up` that started it, or add the mapping to the account"
         )
     if MAPPINGS_FILE not in server_conf:
-        raise RuntimeError(f'{config} does not include {MAPPINGS_FILE}: add the line  include "{MAPPINGS_FILE}"  and reload')
+        raise RuntimeError(
+            f'{config} does not include {MAPPINGS_FILE}: add the line  include "{MAPPINGS_FILE}"  and reload'
+        )
     path = sdir / MAPPINGS_FILE
     old = path.read_text() if path.exists() else None
     tmp = path.with_name(f".{path.name}.partial")
@@ -155,7 +157,9 @@ def apply(sdir: Path, config: Path, state: RolloutState, timeout: float = 10.0) 
     probe = sdir / ".mappings-check.conf"
     probe.write_text(f'listen: "127.0.0.1:-1"\ninclude "{tmp.name}"\n')
     try:
-        check = subprocess.run([find_binary(), "-t", "-c", str(probe)], capture_output=True, text=True, timeout=30, check=False)
+        check = subprocess.run(
+            [find_binary(), "-t", "-c", str(probe)], capture_output=True, text=True, timeout=30, check=False
+        )
     finally:
         probe.unlink(missing_ok=True)
     if check.returncode != 0:
@@ -185,7 +189,9 @@ def apply(sdir: Path, config: Path, state: RolloutState, timeout: float = 10.0) 
             if RELOADED in f.read():
                 return
         time.sleep(0.05)
-    raise RuntimeError(f"the server (pid {pid}) did not confirm the reload within {timeout:.0f} s (see {logf})")
+    raise RuntimeError(
+        f"the server (pid {pid}) did not confirm the reload within {timeout:.0f} s (see {logf})"
+    )
 
 
 async def instances(settings: Settings, service: str) -> int:

@@ -54,15 +54,24 @@ def add_serve_parser(sub: Any, common: Callable[..., None], *, plugins: bool = T
         p = services.add_parser(
             name,
             help=plugin.summary if plugin is not None else "(cannot be loaded; run it to see why)",
-            description=(plugin.summary if plugin is not None else f"the {name} service") + ". SIGTERM drains.",
+            description=(plugin.summary if plugin is not None else f"the {name} service")
+            + ". SIGTERM drains.",
         )
         flags = {f for a in (plugin.arguments if plugin is not None else ()) for f in a.flags}
         common(p, tuple(f for f in ("--url", "--nats-url") if f not in flags))
-        p.add_argument("--instances", type=int, default=1, help="how many responder processes to start (default: 1)")
-        p.add_argument("--max-concurrency", type=int, help="handler tasks running at once per process (default: 64)")
+        p.add_argument(
+            "--instances", type=int, default=1, help="how many responder processes to start (default: 1)"
+        )
+        p.add_argument(
+            "--max-concurrency", type=int, help="handler tasks running at once per process (default: 64)"
+        )
         if "--name" not in flags:
-            p.add_argument("--name", dest="service_name", metavar="NAME",
-                           help=f"serve under this service name instead of {name!r} (several of one kind on one bus)")
+            p.add_argument(
+                "--name",
+                dest="service_name",
+                metavar="NAME",
+                help=f"serve under this service name instead of {name!r} (several of one kind on one bus)",
+            )
         for arg in plugin.arguments if plugin is not None else ():
             _add(p, arg)
 
@@ -76,7 +85,9 @@ def _add(p: argparse.ArgumentParser, arg: Argument) -> None:
 
 def plugin_overrides(args: argparse.Namespace) -> dict[str, Any]:
     """The plugin's flags given on the command line, as its settings section."""
-    section = {k[len("plugin__") :]: v for k, v in vars(args).items() if k.startswith("plugin__") and v is not None}
+    section = {
+        k[len("plugin__") :]: v for k, v in vars(args).items() if k.startswith("plugin__") and v is not None
+    }
     return {args.service: section} if section else {}
 
 
@@ -98,7 +109,10 @@ def serve_command(args: argparse.Namespace, settings: Settings) -> int:
         return 2
     name = getattr(args, "service_name", None) or plugin.name
     if not _SERVICE_NAME.match(name):
-        log.error("--name %r: a service name is letters, digits and '-', at most 32 (no '_': it separates service and tool)", name)
+        log.error(
+            "--name %r: a service name is letters, digits and '-', at most 32 (no '_': it separates service and tool)",
+            name,
+        )
         return 2
     url = resolve_url(settings)
     options = ServiceOptions(name=name, state_dir=state_dir(settings), instances=args.instances)

@@ -21,7 +21,10 @@ async def collect(settings: Settings, url: str) -> tuple[list[dict[str, Any]], l
     """Every STATS reply of an MCP service under our subject root, and every bridge's circuits."""
     async with connect(settings.nats, name="mcp-nats status", ident=f"status-{os.getpid()}", url=url) as bus:
         replies = await bus.scatter(bus.subjects.srv_stats(), idle=0.3, limit=3.0)
-        bridges = [msgspec.json.decode(m.data) for m in await bus.scatter(bus.subjects.bridges_status(), idle=0.3, limit=2.0)]
+        bridges = [
+            msgspec.json.decode(m.data)
+            for m in await bus.scatter(bus.subjects.bridges_status(), idle=0.3, limit=2.0)
+        ]
     out = []
     for r in replies:
         try:
@@ -53,7 +56,17 @@ def table(stats: list[dict[str, Any]]) -> list[list[str]]:
         first = True
         for name, (calls, errors, ns) in totals.items():
             mean = f"{ns / calls / 1e6:.2f}" if calls else "-"
-            rows.append([svc if first else "", str(len(instances)) if first else "", name, str(calls), str(errors), mean, last.get(name, "")[:40]])
+            rows.append(
+                [
+                    svc if first else "",
+                    str(len(instances)) if first else "",
+                    name,
+                    str(calls),
+                    str(errors),
+                    mean,
+                    last.get(name, "")[:40],
+                ]
+            )
             first = False
     return rows
 
@@ -76,7 +89,14 @@ def status_command(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     _print(table(stats))
     circuits = [
-        [b.get("bridge", "?"), b.get("client", ""), svc, str(c.get("state")), str(c.get("failures")), str(c.get("trips"))]
+        [
+            b.get("bridge", "?"),
+            b.get("client", ""),
+            svc,
+            str(c.get("state")),
+            str(c.get("failures")),
+            str(c.get("trips")),
+        ]
         for b in bridges
         for svc, c in sorted((b.get("circuits") or {}).items())
     ]

@@ -68,7 +68,9 @@ def _mcp_nats_command() -> str:
     return str(here if here.exists() else Path(sys.argv[0]).resolve())
 
 
-async def _wait_for(url: str, settings: Settings, svc: str, count: int, timeout: float, sup: Supervisor) -> int:
+async def _wait_for(
+    url: str, settings: Settings, svc: str, count: int, timeout: float, sup: Supervisor
+) -> int:
     from msgspec.json import decode
 
     end = time.monotonic() + timeout
@@ -99,7 +101,8 @@ def _up(args: argparse.Namespace, settings: Settings, sdir: Path) -> int:
     stop = threading.Event()
     # Ctrl-C, kill and closing the terminal all mean "stop everything"; from here on, not KeyboardInterrupt.
     previous = {
-        sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+        sig: signal.signal(sig, lambda *_: stop.set())
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
     }
     url = ""
     service_creds = ""
@@ -111,7 +114,10 @@ def _up(args: argparse.Namespace, settings: Settings, sdir: Path) -> int:
             url = wanted
             _say(f"Using the NATS server at {url}")
             if args.policy:
-                log.warning("--policy applies to the embedded server only; the server at %s is not ours to configure", url)
+                log.warning(
+                    "--policy applies to the embedded server only; the server at %s is not ours to configure",
+                    url,
+                )
         else:
             _say(f"Starting an embedded nats-server ({why})")
             auth = ""
@@ -128,11 +134,16 @@ def _up(args: argparse.Namespace, settings: Settings, sdir: Path) -> int:
                 tls = TlsFiles(adir.path)
                 if tls.exists():
                     cert, key = tls.client("admin")
-                    settings = replace(settings, nats=replace(settings.nats, tls_ca=str(tls.ca), tls_cert=str(cert), tls_key=str(key)))
+                    settings = replace(
+                        settings,
+                        nats=replace(settings.nats, tls_ca=str(tls.ca), tls_cert=str(cert), tls_key=str(key)),
+                    )
                     _say(f"TLS is on{' with client certificates (mTLS)' if tls.verify else ''}: CA {tls.ca}")
                     callout_dir = str(adir.path) if tls.verify else ""
                 service_creds = str(adir.service_creds("fs"))
-                _say(f"Auth is on: policy {adir.policy_file}, credentials in {adir.path} (`mcp-nats auth init` changes them)")
+                _say(
+                    f"Auth is on: policy {adir.policy_file}, credentials in {adir.path} (`mcp-nats auth init` changes them)"
+                )
             try:
                 from .auth import store_keys
 
@@ -156,7 +167,17 @@ def _up(args: argparse.Namespace, settings: Settings, sdir: Path) -> int:
             _say(line)
         fs_section: Any = service_settings(settings, registry.get("fs"))
         roots = fs_section.roots or [os.getcwd()]
-        argv = [sys.executable, "-m", "cli", "serve", "fs", "--nats-url", url, "--subject-root", settings.nats.root]
+        argv = [
+            sys.executable,
+            "-m",
+            "cli",
+            "serve",
+            "fs",
+            "--nats-url",
+            url,
+            "--subject-root",
+            settings.nats.root,
+        ]
         for r in roots:
             argv += ["--root", r]
         if service_creds:
@@ -164,7 +185,10 @@ def _up(args: argparse.Namespace, settings: Settings, sdir: Path) -> int:
         # children find this state directory's credentials and TLS files (issue #11), as bridges do
         os.environ["MCP_NATS_STATE_DIR"] = str(sdir.resolve())
         if callout_dir:
-            sup.spawn("auth callout", [sys.executable, "-m", "cli", "auth", "callout", "--dir", callout_dir, "--nats-url", url])
+            sup.spawn(
+                "auth callout",
+                [sys.executable, "-m", "cli", "auth", "callout", "--dir", callout_dir, "--nats-url", url],
+            )
         sup.spawn("fs", argv)
         seen = asyncio.run(_wait_for(url, settings, "fs", 1, 15.0, sup))
         if stop.is_set():
@@ -204,12 +228,18 @@ def _up(args: argparse.Namespace, settings: Settings, sdir: Path) -> int:
 
 
 def _start_server(
-    sdir: Path, port_flag: int, abort: threading.Event, extra_config: str = "", keys: tuple[str, str] = ("", "")
+    sdir: Path,
+    port_flag: int,
+    abort: threading.Event,
+    extra_config: str = "",
+    keys: tuple[str, str] = ("", ""),
 ) -> EmbeddedServer:
     port = port_flag if port_flag != -1 else _last_port(sdir)
 
     def server(p: int) -> EmbeddedServer:
-        return EmbeddedServer(sdir / "server", port=p, extra_config=extra_config, store_key=keys[0], previous_store_key=keys[1])
+        return EmbeddedServer(
+            sdir / "server", port=p, extra_config=extra_config, store_key=keys[0], previous_store_key=keys[1]
+        )
 
     try:
         started = server(port).start(abort=abort)
@@ -232,7 +262,9 @@ async def _ensure_streams(url: str, settings: Settings) -> list[str]:
         specs = [audit_stream(root, settings.audit)] if settings.audit.enabled else []
         for spec in [*specs, events_stream(root, settings.events)]:
             try:
-                said.append(f"JetStream stream {spec.name} ({', '.join(spec.subjects)}): {await js.ensure_stream(spec)}")
+                said.append(
+                    f"JetStream stream {spec.name} ({', '.join(spec.subjects)}): {await js.ensure_stream(spec)}"
+                )
             except BusError as exc:
                 log.error("cannot create the stream %s: %s", spec.name, exc)
     return said

@@ -50,7 +50,9 @@ _WINDOW: Final = 8192  # acks outstanding at most; beyond, records wait in memor
 _REPLAY_WINDOW: Final = 256
 _REPLAY_BURST: Final = 16  # windows per pump turn, so new records are not starved while a backlog drains
 _REAP_EVERY: Final = 0.1
-_LINGER: Final = 0.002  # let a few records gather (and the replies that preceded them go out) before a publish round
+_LINGER: Final = (
+    0.002  # let a few records gather (and the replies that preceded them go out) before a publish round
+)
 _BATCH: Final = 256
 _SCAN_EVERY: Final = 30.0  # look for spool files of dead instances this often
 _REPORT_EVERY: Final = 30.0
@@ -210,7 +212,9 @@ class AuditLog:
         of the next call."""
         if self._closed:
             self._dropped += 1
-            log.error("audit: a record for call %s arrived after the audit log closed; it is lost", call.call_id)
+            log.error(
+                "audit: a record for call %s arrived after the audit log closed; it is lost", call.call_id
+            )
             return
         self._queue.append(
             _Entry(
@@ -273,7 +277,11 @@ class AuditLog:
             if st.spool_records:
                 log.warning(
                     "audit: %d records (%d bytes) stay in %s (last JetStream error: %s); the next %s instance replays them",
-                    st.spool_records, st.spool_bytes, self._spool.path, st.last_error or "none", self.service,
+                    st.spool_records,
+                    st.spool_bytes,
+                    self._spool.path,
+                    st.last_error or "none",
+                    self.service,
                 )
             self._spool.close()
 
@@ -282,9 +290,16 @@ class AuditLog:
         try:
             await self._js.ensure_stream(self.stream)
         except BusError as exc:
-            level = logging.DEBUG if str(exc) == self._last_error else logging.WARNING  # once per distinct cause
+            level = (
+                logging.DEBUG if str(exc) == self._last_error else logging.WARNING
+            )  # once per distinct cause
             self._last_error = str(exc)
-            log.log(level, "audit: cannot ensure stream %s (%s); records are spooled until it can be", self.stream.name, exc)
+            log.log(
+                level,
+                "audit: cannot ensure stream %s (%s); records are spooled until it can be",
+                self.stream.name,
+                exc,
+            )
             return False
         return True
 
@@ -338,7 +353,9 @@ class AuditLog:
                 if self._spooling and now >= next_replay:
                     if self._bus.connected:
                         state = await self._replay()
-                        next_replay = loop.time() + (0.0 if state != "failed" else self._settings.retry_interval)
+                        next_replay = loop.time() + (
+                            0.0 if state != "failed" else self._settings.retry_interval
+                        )
                     else:
                         next_replay = now + self._settings.retry_interval
                 if now >= next_scan:
@@ -346,7 +363,9 @@ class AuditLog:
                     await self._claim_orphans()
                 if self._spooling:
                     self._report()
-                if drain_end is not None and not self._queue and not self._inflight:  # draining, and nothing in flight
+                if (
+                    drain_end is not None and not self._queue and not self._inflight
+                ):  # draining, and nothing in flight
                     if not self._spooling or loop.time() >= drain_end or not self._bus.connected:
                         return
         finally:
@@ -400,7 +419,9 @@ class AuditLog:
             elif sent < overdue:
                 q.popleft()
                 ack.cancel()
-                self._last_error = f"no acknowledgement from JetStream within {self._settings.ack_timeout:g} s"
+                self._last_error = (
+                    f"no acknowledgement from JetStream within {self._settings.ack_timeout:g} s"
+                )
             else:
                 return
             self._failed.append(encode_line(subject, msg_id, body))
@@ -431,7 +452,9 @@ class AuditLog:
             if bad is not None:
                 self._last_error = str(bad)
                 if isinstance(bad, StreamNotFound):
-                    await self._ensure_stream()  # deleted under us, or never created: create it, retry next turn
+                    await (
+                        self._ensure_stream()
+                    )  # deleted under us, or never created: create it, retry next turn
                 return "failed"
             try:
                 await asyncio.to_thread(self._spool.commit, end, len(entries))
@@ -452,14 +475,20 @@ class AuditLog:
             self._dropped += len(lines) - taken
             log.error(
                 "audit: spool %s is full (%d bytes, [audit] spool_max_bytes) or unwritable: %d records dropped",
-                self._spool.path, self._spool.held_bytes, len(lines) - taken,
+                self._spool.path,
+                self._spool.held_bytes,
+                len(lines) - taken,
             )
         self._report()
 
     async def _spill(self) -> None:
         """Last resort on exit or cancellation: everything not acknowledged goes to the spool."""
         self._reap(asyncio.get_running_loop().time())
-        lines = self._failed + [encode_line(s, i, b) for _a, s, i, b, _t in self._inflight] + [self._line(e) for e in self._drain_queue()]
+        lines = (
+            self._failed
+            + [encode_line(s, i, b) for _a, s, i, b, _t in self._inflight]
+            + [self._line(e) for e in self._drain_queue()]
+        )
         for a, *_ in self._inflight:
             a.cancel()
         self._inflight.clear()
@@ -478,7 +507,8 @@ class AuditLog:
             self._spooling = True
             log.warning(
                 "audit: JetStream did not take a record (%s); spooling to %s until it does",
-                self._last_error or "unknown", self._spool.path,
+                self._last_error or "unknown",
+                self._spool.path,
             )
 
     def _stop_spooling(self) -> None:
@@ -498,7 +528,10 @@ class AuditLog:
             self._last_report = now
             log.warning(
                 "audit spool: %d records (%d bytes) waiting in %s; last JetStream error: %s",
-                self._spool.records, self._spool.held_bytes, self._spool.path, self._last_error or "none",
+                self._spool.records,
+                self._spool.held_bytes,
+                self._spool.path,
+                self._last_error or "none",
             )
 
     # -- records --------------------------------------------------------------------------------
@@ -539,7 +572,11 @@ class AuditLog:
             arguments=shown,
             argumentsOmitted=omitted,
         )
-        msg_id = e.call_id if "\n" not in e.call_id and "\r" not in e.call_id else e.call_id.replace("\r", " ").replace("\n", " ")
+        msg_id = (
+            e.call_id
+            if "\n" not in e.call_id and "\r" not in e.call_id
+            else e.call_id.replace("\r", " ").replace("\n", " ")
+        )
         subject = self._audit_subjects.get(e.tool)
         if subject is None:
             subject = self._bus.subjects.audit(self.service, e.tool)

@@ -92,7 +92,9 @@ def _complete_lines(fd: int, start: int) -> tuple[list[bytes], int]:
             lines.append(p + b"\n")
             pos += len(p) + 1
     if tail:
-        log.warning("audit spool: ignoring a torn last record of %d bytes (the writer died mid-write)", len(tail))
+        log.warning(
+            "audit spool: ignoring a torn last record of %d bytes (the writer died mid-write)", len(tail)
+        )
     return lines, pos
 
 
@@ -175,7 +177,12 @@ class Spool:
                     out.append(Spooled(parsed.s, parsed.i, bytes(parsed.r)))
                 pos += len(line)
             if cut == 0:  # a single line longer than the chunk: cannot happen with our bounded records
-                log.error("audit spool %s: record at offset %d is longer than %d bytes; skipping the rest", self.path, pos, _READ_CHUNK)
+                log.error(
+                    "audit spool %s: record at offset %d is longer than %d bytes; skipping the rest",
+                    self.path,
+                    pos,
+                    _READ_CHUNK,
+                )
                 pos = self._size
         return out, pos
 
@@ -233,7 +240,9 @@ class Spool:
             if accepted < len(lines):
                 log.error(
                     "audit spool: only %d of %d records of %s fit in this instance's spool; the rest stay there",
-                    accepted, len(lines), path,
+                    accepted,
+                    len(lines),
+                    path,
                 )
                 os.pwrite(fd, _header(offset + sum(len(line) for line in lines[:accepted])), 0)
                 os.fsync(fd)
@@ -241,7 +250,11 @@ class Spool:
             path.unlink()
             _fsync_dir(self.dir)
             if lines:
-                log.warning("audit spool: took over %d records from %s (an instance that stopped without replaying them)", len(lines), path.name)
+                log.warning(
+                    "audit spool: took over %d records from %s (an instance that stopped without replaying them)",
+                    len(lines),
+                    path.name,
+                )
             return accepted
         finally:
             os.close(fd)

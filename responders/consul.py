@@ -94,12 +94,16 @@ class Registration:
         try:
             return await self._client.put(path, **kw)
         except httpx.HTTPError as exc:
-            raise ConsulError(f"the Consul agent at {self._client.base_url} cannot be reached: {exc}") from exc
+            raise ConsulError(
+                f"the Consul agent at {self._client.base_url} cannot be reached: {exc}"
+            ) from exc
 
     async def register(self) -> None:
         r = await self._put("/v1/agent/service/register", json=self.body)
         if r.status_code != 200:
-            raise ConsulError(f"the Consul agent refused to register {self.service_id}: {r.status_code} {r.text[:200]}")
+            raise ConsulError(
+                f"the Consul agent refused to register {self.service_id}: {r.status_code} {r.text[:200]}"
+            )
 
     async def passing(self) -> bool:
         """Report the TTL check passing; False when the agent does not know the check (register again)."""
@@ -107,30 +111,40 @@ class Registration:
         if r.status_code == 404 or (r.status_code == 500 and "does not have associated TTL" in r.text):
             return False
         if r.status_code != 200:
-            raise ConsulError(f"the Consul agent refused the TTL pass of {self.check_id}: {r.status_code} {r.text[:200]}")
+            raise ConsulError(
+                f"the Consul agent refused the TTL pass of {self.check_id}: {r.status_code} {r.text[:200]}"
+            )
         return True
 
     async def deregister(self) -> None:
         r = await self._put(f"/v1/agent/service/deregister/{self.service_id}")
         if r.status_code not in (200, 404):
-            raise ConsulError(f"the Consul agent refused to deregister {self.service_id}: {r.status_code} {r.text[:200]}")
+            raise ConsulError(
+                f"the Consul agent refused to deregister {self.service_id}: {r.status_code} {r.text[:200]}"
+            )
 
 
 @contextlib.asynccontextmanager
-async def registered(settings: ConsulSettings, service: Service, *, instance: str, root: str) -> AsyncIterator[None]:
+async def registered(
+    settings: ConsulSettings, service: Service, *, instance: str, root: str
+) -> AsyncIterator[None]:
     """Registered with Consul for the life of the context (nothing at all without `address`)."""
     if not settings.address:
         yield
         return
     headers = {"X-Consul-Token": settings.token} if settings.token else {}
-    async with httpx.AsyncClient(base_url=settings.address, headers=headers, timeout=settings.timeout) as client:
+    async with httpx.AsyncClient(
+        base_url=settings.address, headers=headers, timeout=settings.timeout
+    ) as client:
         reg = Registration(client, definition(service, instance=instance, root=root, settings=settings))
         async with asyncio.TaskGroup() as tg:
             ready = asyncio.Event()
             keeper = tg.create_task(_keep(reg, settings.ttl / 3, ready), name=f"consul {reg.service_id}")
             try:
                 async with asyncio.timeout(settings.timeout):
-                    await ready.wait()  # the first registration tried (not necessarily accepted) before serving
+                    await (
+                        ready.wait()
+                    )  # the first registration tried (not necessarily accepted) before serving
             except TimeoutError:
                 pass
             try:
@@ -142,7 +156,11 @@ async def registered(settings: ConsulSettings, service: Service, *, instance: st
                         await reg.deregister()
                     log.info("deregistered %s from Consul", reg.service_id)
                 except (ConsulError, TimeoutError) as exc:
-                    log.warning("could not deregister %s from Consul (it goes critical, then away): %s", reg.service_id, exc)
+                    log.warning(
+                        "could not deregister %s from Consul (it goes critical, then away): %s",
+                        reg.service_id,
+                        exc,
+                    )
 
 
 async def _keep(reg: Registration, every: float, ready: asyncio.Event) -> None:

@@ -61,7 +61,9 @@ class Context:
         """Seconds left before the caller gives up, or None without a deadline."""
         return None if self.deadline is None else self.deadline - time.time()
 
-    async def report_progress(self, progress: float, total: float | None = None, message: str | None = None) -> None:
+    async def report_progress(
+        self, progress: float, total: float | None = None, message: str | None = None
+    ) -> None:
         if self.progress_token is None:
             return
         params: dict[str, Any] = {"progressToken": self.progress_token, "progress": progress}
@@ -112,7 +114,9 @@ class Context:
         roots = result.get("roots", [])
         return roots if isinstance(roots, list) else []
 
-    def ask(self, capability: str, method: str, params: dict[str, Any], *, key: str | None = None) -> dict[str, Any]:
+    def ask(
+        self, capability: str, method: str, params: dict[str, Any], *, key: str | None = None
+    ) -> dict[str, Any]:
         """Send the client any server-to-client request (`method` with `params` as given, e.g. relayed
         from an attached server); `capability` is the client capability it needs. Returns the result."""
         return self._ask(capability, method, params, key)

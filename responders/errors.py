@@ -72,7 +72,9 @@ class UnknownService(ResponderError):
 
     def __init__(self, name: str, known: list[str], detail: str | None = None) -> None:
         self.name = name
-        super().__init__(detail or f"unknown service {name!r}; known services: {', '.join(known) or '(none)'}")
+        super().__init__(
+            detail or f"unknown service {name!r}; known services: {', '.join(known) or '(none)'}"
+        )
 
 
 class MissingExtra(ResponderError):
@@ -82,5 +84,11 @@ class MissingExtra(ResponderError):
         self.service = service
         self.extra = extra
         self.module = module
-        hint = f"install it with: pip install 'mcp-nats[{extra}]'" if extra else "install the package that provides it"
-        super().__init__(f"the {service} service needs the Python module {module!r}, which is not installed; {hint}")
+        hint = (
+            f"install it with: pip install 'mcp-nats[{extra}]'"
+            if extra
+            else "install the package that provides it"
+        )
+        super().__init__(
+            f"the {service} service needs the Python module {module!r}, which is not installed; {hint}"
+        )

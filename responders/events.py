@@ -35,4 +35,6 @@ class Events:
         await self.publish(Lifecycle(event=event, service=self.service, instance=self.instance))  # type: ignore[arg-type]
 
     async def publish(self, event: Event) -> None:
-        await self._bus.publish(self._bus.subjects.events(self.service, subject_kind(event)), event_encoder.encode(event))
+        await self._bus.publish(
+            self._bus.subjects.events(self.service, subject_kind(event)), event_encoder.encode(event)
+        )

@@ -118,7 +118,9 @@ class RateLimiter:
             buckets.append((f"{who}'s rate limit of {ident.rate}", self._bucket((who, ""), ident.rate, now)))
         for pattern, limit in self._policy.tools.items():
             if matches(pattern, call.service, call.tool):
-                buckets.append((f"the limit of {limit.rate} on {pattern}", self._bucket((who, pattern), limit.rate, now)))
+                buckets.append(
+                    (f"the limit of {limit.rate} on {pattern}", self._bucket((who, pattern), limit.rate, now))
+                )
         worst = max(((b.wait(now), what) for what, b in buckets), default=(0.0, ""))
         if worst[0] > 0.0:
             return Refusal(

@@ -98,7 +98,9 @@ async def resources_read(service: Service, data: bytes, modern: bool) -> bytes:
     if fn is None:
         raise ProtocolError(not_found, f"Resource not found: {uri}", {"uri": uri})
     try:
-        value = await fn(**kwargs) if asyncio.iscoroutinefunction(fn) else await asyncio.to_thread(fn, **kwargs)
+        value = (
+            await fn(**kwargs) if asyncio.iscoroutinefunction(fn) else await asyncio.to_thread(fn, **kwargs)
+        )
         contents = to_contents(uri, value, mime)
     except ResourceNotFound as exc:
         raise ProtocolError(not_found, str(exc), {"uri": uri}) from None

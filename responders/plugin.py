@@ -117,5 +117,7 @@ class ServicePlugin(Generic[S]):
             text = str(exc)
             where = text.rsplit(" - at `$", 1)
             if len(where) == 2:
-                raise ValueError(f"bad configuration value for {self.name}.{where[1].rstrip('`').lstrip('.')}: {where[0]}") from None
+                raise ValueError(
+                    f"bad configuration value for {self.name}.{where[1].rstrip('`').lstrip('.')}: {where[0]}"
+                ) from None
             raise ValueError(f"bad configuration for [{self.name}]: {text}") from None

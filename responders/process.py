@@ -57,7 +57,12 @@ async def serve(
 
     try:
         async with (
-            connect(settings.nats, name=f"mcp-nats {service.name} {instance}", ident=instance, on_reconnect=reconnected) as bus,
+            connect(
+                settings.nats,
+                name=f"mcp-nats {service.name} {instance}",
+                ident=instance,
+                on_reconnect=reconnected,
+            ) as bus,
             contextlib.AsyncExitStack() as stack,
         ):
             await ensure_events_stream(bus, settings)
@@ -84,13 +89,21 @@ async def serve(
                 tracer=observers.tracer,
             )
             await stack.enter_async_context(service.open(runtime))
-            await stack.enter_async_context(registered(settings.consul, service, instance=instance, root=bus.subjects.root))
+            await stack.enter_async_context(
+                registered(settings.consul, service, instance=instance, root=bus.subjects.root)
+            )
             lost: list[str] = []
             async with asyncio.TaskGroup() as tg:
                 ready_event = asyncio.Event()
-                helpers = [tg.create_task(_stop_when_closed(bus, stop, lost), name=f"{service.name} connection watch")]
+                helpers = [
+                    tg.create_task(
+                        _stop_when_closed(bus, stop, lost), name=f"{service.name} connection watch"
+                    )
+                ]
                 if ready is not None:
-                    helpers.append(tg.create_task(_when_ready(ready_event, runner, ready), name=f"{service.name} ready"))
+                    helpers.append(
+                        tg.create_task(_when_ready(ready_event, runner, ready), name=f"{service.name} ready")
+                    )
                 try:
                     await runner.run(stop, ready_event)
                 finally:
@@ -103,7 +116,9 @@ async def serve(
             loop.remove_signal_handler(sig)
 
 
-async def _when_ready(event: asyncio.Event, runner: ServiceRunner, ready: Callable[[ServiceRunner], None]) -> None:
+async def _when_ready(
+    event: asyncio.Event, runner: ServiceRunner, ready: Callable[[ServiceRunner], None]
+) -> None:
     await event.wait()
     ready(runner)
 

@@ -69,4 +69,8 @@ Completer = Callable[[str, dict[str, str]], list[str]]
 def complete(completer: Completer | None, value: str, context: dict[str, str]) -> dict[str, Any]:
     """The `completion` member of a CompleteResult: at most 100 values, with total and hasMore."""
     values = completer(value, context) if completer is not None else []
-    return {"values": values[:MAX_COMPLETIONS], "total": len(values), "hasMore": len(values) > MAX_COMPLETIONS}
+    return {
+        "values": values[:MAX_COMPLETIONS],
+        "total": len(values),
+        "hasMore": len(values) > MAX_COMPLETIONS,
+    }

@@ -61,7 +61,9 @@ def get(name: str, *, check: bool = True) -> ServicePlugin[Any]:
                 raise  # a bug in the plugin's own package, not a missing backend
             raise MissingExtra(name, None, exc.name) from exc
         if not isinstance(plugin, ServicePlugin) or plugin.name != name:
-            raise UnknownService(name, names(), f"the entry point {ep.value} is not a ServicePlugin named {name!r}")
+            raise UnknownService(
+                name, names(), f"the entry point {ep.value} is not a ServicePlugin named {name!r}"
+            )
     if check:
         check_requirements(plugin)
     return plugin

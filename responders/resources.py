@@ -86,4 +86,6 @@ def to_contents(uri: str, value: Any, mime_type: str | UnsetType) -> list[Resour
         return [ResourceContents(uri=uri, mimeType=mime_type, blob=base64.b64encode(value).decode())]
     if isinstance(value, str):
         return [ResourceContents(uri=uri, mimeType=mime_type, text=value)]
-    raise TypeError(f"a resource reader must return str, bytes or ResourceContents, not {type(value).__name__}")
+    raise TypeError(
+        f"a resource reader must return str, bytes or ResourceContents, not {type(value).__name__}"
+    )

@@ -108,7 +108,9 @@ class ServiceRunner:
             )
             for t in service.tools.values()
         }
-        self._list_counter = EndpointCounters(name="tools-list", subject=self.subjects.tools_list(svc), queue_group=svc)
+        self._list_counter = EndpointCounters(
+            name="tools-list", subject=self.subjects.tools_list(svc), queue_group=svc
+        )
         operations = []
         if service.has_resources:
             operations += ["resources.list", "resources.templates.list", "resources.read"]
@@ -124,7 +126,9 @@ class ServiceRunner:
             )
             for op in operations
         }
-        self._discover_counter = EndpointCounters(name="discover", subject=self.subjects.discover(svc), queue_group=svc)
+        self._discover_counter = EndpointCounters(
+            name="discover", subject=self.subjects.discover(svc), queue_group=svc
+        )
         self._running: dict[str, asyncio.Task[Any]] = {}
         self.events = Events(bus, svc, self.instance)
         key = bytes.fromhex(settings.state_key) if settings.state_key else secrets.token_bytes(32)
@@ -192,7 +196,12 @@ class ServiceRunner:
                 ):
                     await self.bus.flush()
                     await self._lifecycle("started")
-                    log.info("service %s instance %s serving on %s", svc, self.instance, self.subjects.service_requests(svc))
+                    log.info(
+                        "service %s instance %s serving on %s",
+                        svc,
+                        self.instance,
+                        self.subjects.service_requests(svc),
+                    )
                     if ready is not None:
                         ready.set()
                     await stop.wait()
@@ -233,7 +242,9 @@ class ServiceRunner:
             await self._timed(self._discover_counter, req, self._description)
         elif op == "cancel":
             return  # the queue member of a broadcast cancel; _on_cancel handles it on every instance
-        elif op is not None and (op in self._op_counters or (op.startswith("prompts.get.") and self.service.prompts)):
+        elif op is not None and (
+            op in self._op_counters or (op.startswith("prompts.get.") and self.service.prompts)
+        ):
             await self._operation(req, op)
         else:
             await self._reply_error(req, unknown_operation(op or req.subject))
@@ -243,7 +254,9 @@ class ServiceRunner:
         await req.respond(body, self._reply_block)
         counter.record(time.perf_counter_ns() - t0)
 
-    async def _reply_error(self, req: Request, err: ProtocolError | BusError, code: int | None = None) -> None:
+    async def _reply_error(
+        self, req: Request, err: ProtocolError | BusError, code: int | None = None
+    ) -> None:
         c = code if code is not None else getattr(err, "code", INTERNAL_ERROR)
         message = err.message if isinstance(err, ProtocolError) else str(err)
         data = err.data if isinstance(err, ProtocolError) and err.data is not None else UNSET
@@ -281,7 +294,11 @@ class ServiceRunner:
         # The subject token and the body must agree, so subject permissions cannot be bypassed.
         if spec is None or tool_token(params.name) != token:
             call = self._new_call(req, token, arguments, t0)
-            await self._refuse(req, call, unknown_tool(params.name if spec is None else f"{params.name} (subject says {token})"))
+            await self._refuse(
+                req,
+                call,
+                unknown_tool(params.name if spec is None else f"{params.name} (subject says {token})"),
+            )
             return
         call = self._new_call(req, spec.name, arguments, t0)
         refusal = self._seam.start(call)
@@ -307,7 +324,11 @@ class ServiceRunner:
         except TimeoutError:
             call.error, call.outcome, call.code = "deadline exceeded", "deadline", DEADLINE
             await self._reply_error(
-                req, ProtocolError(DEADLINE, f"{self.service.name}.{spec.name} did not finish before the call's deadline"), DEADLINE
+                req,
+                ProtocolError(
+                    DEADLINE, f"{self.service.name}.{spec.name} did not finish before the call's deadline"
+                ),
+                DEADLINE,
             )
         except asyncio.CancelledError:
             call.outcome, call.error = "cancelled", "cancelled"
@@ -333,7 +354,9 @@ class ServiceRunner:
         call.outcome, call.code, call.error, call.busy = "protocol_error", OVERLOADED, "overloaded", True
         self._seam.end(call)
 
-    async def _refuse(self, req: Request, call: ToolCall, err: ProtocolError, *, started: bool = False) -> None:
+    async def _refuse(
+        self, req: Request, call: ToolCall, err: ProtocolError, *, started: bool = False
+    ) -> None:
         """Refuse a call before its handler runs; it still counts (as an error) on the endpoint its subject
         named, if that exists, and every observer sees it begin and end."""
         if not started:
@@ -409,7 +432,9 @@ class ServiceRunner:
             raise
         except Exception:
             log.exception("tool %s.%s failed (call %s)", self.service.name, spec.name, call_id)
-            return error_result(f"{self.service.name}.{spec.name} failed with an internal error (call id {call_id})")
+            return error_result(
+                f"{self.service.name}.{spec.name} failed with an internal error (call id {call_id})"
+            )
         finally:
             if not spec.inline:
                 self._running.pop(call_id, None)
@@ -435,7 +460,6 @@ class ServiceRunner:
         await req.respond(b"{}", {**self._reply_headers, CLAIM_CHECK: claim})
         return None
 
-
     async def _operation(self, req: Request, op: str) -> None:
         """Resources, prompts and completion: answered by responders/ops.py, counted per endpoint."""
         t0 = time.perf_counter_ns()
@@ -450,7 +474,9 @@ class ServiceRunner:
             elif op == "resources.templates.list":
                 body = ops.templates_list(svc)
             elif op == "resources.read":
-                body = await ops.resources_read(svc, req.data, req.headers.get(h.PROTOCOL_VERSION, LATEST_MODERN) >= "2026")
+                body = await ops.resources_read(
+                    svc, req.data, req.headers.get(h.PROTOCOL_VERSION, LATEST_MODERN) >= "2026"
+                )
             elif op == "prompts.list":
                 body = ops.prompts_list(svc)
             elif op == "completion.complete":
@@ -465,7 +491,11 @@ class ServiceRunner:
             error = "payload too large"
             req.replied = False
             await self._reply_error(
-                req, ProtocolError(PAYLOAD_TOO_LARGE, f"the result is {exc.size} bytes, more than the bus allows ({exc.limit})")
+                req,
+                ProtocolError(
+                    PAYLOAD_TOO_LARGE,
+                    f"the result is {exc.size} bytes, more than the bus allows ({exc.limit})",
+                ),
             )
         finally:
             counter.record(time.perf_counter_ns() - t0, error)

@@ -57,4 +57,8 @@ class Seam:
             log.debug("observer %s.%s failed again", type(obs).__name__, where, exc_info=True)
             return
         self._warned.add(key)
-        log.exception("observer %s.%s failed; the call goes on (further failures are logged at debug)", type(obs).__name__, where)
+        log.exception(
+            "observer %s.%s failed; the call goes on (further failures are logged at debug)",
+            type(obs).__name__,
+            where,
+        )

@@ -99,7 +99,9 @@ class Service:
         instructions: str | None = None,
     ) -> None:
         if not SERVICE_NAME.match(name):
-            raise ValueError(f"service name {name!r} must be letters, digits and '-' (no '_': it separates service and tool)")
+            raise ValueError(
+                f"service name {name!r} must be letters, digits and '-' (no '_': it separates service and tool)"
+            )
         self.name = name
         self.version = version
         self.description = description
@@ -117,15 +119,27 @@ class Service:
         """When set, resources, templates, prompts and completion are forwarded to it whole."""
 
     @overload
-    def prompt(self, fn: F, *, name: str | None = None, title: str | None = None, description: str | None = None) -> F: ...
+    def prompt(
+        self, fn: F, *, name: str | None = None, title: str | None = None, description: str | None = None
+    ) -> F: ...
 
     @overload
     def prompt(
-        self, fn: None = None, *, name: str | None = None, title: str | None = None, description: str | None = None
+        self,
+        fn: None = None,
+        *,
+        name: str | None = None,
+        title: str | None = None,
+        description: str | None = None,
     ) -> Callable[[F], F]: ...
 
     def prompt(
-        self, fn: F | None = None, *, name: str | None = None, title: str | None = None, description: str | None = None
+        self,
+        fn: F | None = None,
+        *,
+        name: str | None = None,
+        title: str | None = None,
+        description: str | None = None,
     ) -> Any:
         """Register a prompt; its string parameters are the prompt's arguments. Returns the function unchanged."""
 
@@ -143,7 +157,11 @@ class Service:
         """Register completion for one argument of a prompt, or one variable of a resource template."""
         if (prompt is None) == (template is None):
             raise ValueError("a completer is for exactly one of prompt= or template=")
-        key = ("ref/prompt", prompt, argument) if prompt is not None else ("ref/resource", template or "", argument)
+        key = (
+            ("ref/prompt", prompt, argument)
+            if prompt is not None
+            else ("ref/resource", template or "", argument)
+        )
 
         def register(f: Completer) -> Completer:
             self.completers[key] = f
@@ -172,7 +190,12 @@ class Service:
         )
 
     def resource(
-        self, uri: str, *, name: str | None = None, description: str | None = None, mime_type: str | None = None
+        self,
+        uri: str,
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        mime_type: str | None = None,
     ) -> Callable[[F], F]:
         """Register a reader for one fixed URI; returns the function unchanged."""
 
@@ -189,7 +212,12 @@ class Service:
         return register
 
     def resource_template(
-        self, template: str, *, name: str | None = None, description: str | None = None, mime_type: str | None = None
+        self,
+        template: str,
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        mime_type: str | None = None,
     ) -> Callable[[F], F]:
         """Register a reader for every URI matching `template`; variables arrive as keyword arguments."""
 
@@ -311,7 +339,11 @@ class Service:
 
     def list_tools_result(self) -> bytes:
         """The encoded `tools/list` result: every tool, one page, definitions in registration order."""
-        return b'{"tools":[' + b",".join(t.definition for t in self.tools.values()) + b'],"resultType":"complete"}'
+        return (
+            b'{"tools":['
+            + b",".join(t.definition for t in self.tools.values())
+            + b'],"resultType":"complete"}'
+        )
 
 
 def to_result(value: Any, spec: ToolSpec) -> CallToolResult:

@@ -17,7 +17,9 @@ DEADLINE: Final = "Mcp-Deadline"  # absolute, integer ms since the Unix epoch
 PROTOCOL_VERSION: Final = "Mcp-Protocol-Version"
 HEARTBEAT: Final = "Mcp-Heartbeat"  # ms; asks the responder for liveness frames while it works
 CLIENT: Final = "Mcp-Client"  # the caller's identity as configured (see DESIGN.md section 6)
-CLIENT_CAPABILITIES: Final = "Mcp-Client-Capabilities"  # JSON: what the client can do (sampling, elicitation, roots)
+CLIENT_CAPABILITIES: Final = (
+    "Mcp-Client-Capabilities"  # JSON: what the client can do (sampling, elicitation, roots)
+)
 LOG_LEVEL: Final = "Mcp-Log-Level"  # the lowest level of notifications/message the caller wants; absent: none
 TRACEPARENT: Final = "traceparent"
 TRACESTATE: Final = "tracestate"

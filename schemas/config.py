@@ -12,7 +12,9 @@ from msgspec import Meta, Struct, field
 
 Positive = Annotated[float, Meta(gt=0)]
 PositiveInt = Annotated[int, Meta(gt=0)]
-Token = Annotated[str, Meta(pattern=r"^[A-Za-z0-9_-]+\Z", max_length=32)]  # \Z: "$" matches before a final newline
+Token = Annotated[
+    str, Meta(pattern=r"^[A-Za-z0-9_-]+\Z", max_length=32)
+]  # \Z: "$" matches before a final newline
 StreamName = Annotated[str, Meta(pattern=r"^([A-Za-z0-9_-]{1,64})?\Z")]
 Replicas = Annotated[int, Meta(ge=0, le=5)]
 """Stream replicas; 0 follows the cluster (3 when the server is clustered, else 1), as DESIGN.md section 5 asks."""
@@ -82,7 +84,17 @@ class ResponderSettings(Struct, kw_only=True, frozen=True, forbid_unknown_fields
 # -- JetStream: audit log and events (issue #5) -------------------------------------------
 
 DAY: Final = 24 * 3600
-DEFAULT_REDACT: Final = ("password", "passwd", "secret", "token", "api_key", "apikey", "authorization", "credentials", "private_key")
+DEFAULT_REDACT: Final = (
+    "password",
+    "passwd",
+    "secret",
+    "token",
+    "api_key",
+    "apikey",
+    "authorization",
+    "credentials",
+    "private_key",
+)
 
 
 class AuditSettings(Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):

@@ -99,7 +99,10 @@ def decode_message(data: bytes | memoryview) -> Message:
     is_response = msg.method is UNSET and (msg.result is not UNSET or msg.error is not UNSET)
     if msg.jsonrpc != "2.0":
         raise Invalid(
-            INVALID_REQUEST, 'jsonrpc must be exactly "2.0"', _id_or_none(msg.id), respond=msg.id is not UNSET and not is_response
+            INVALID_REQUEST,
+            'jsonrpc must be exactly "2.0"',
+            _id_or_none(msg.id),
+            respond=msg.id is not UNSET and not is_response,
         )
     if msg.method is UNSET:
         if not is_response:
@@ -142,7 +145,9 @@ def _diagnose(data: bytes | memoryview) -> Message:
     raw_id = value.get("id")
     good_id = raw_id if isinstance(raw_id, (str, int)) and not isinstance(raw_id, bool) else None
     if "method" not in value and ("result" in value or "error" in value):
-        raise Invalid(INVALID_REQUEST, "malformed response", good_id, respond=False)  # never answer a response
+        raise Invalid(
+            INVALID_REQUEST, "malformed response", good_id, respond=False
+        )  # never answer a response
     is_request = "id" in value
     if "id" in value and good_id is None:
         raise Invalid(INVALID_REQUEST, "id must be a string or an integer")
@@ -151,8 +156,15 @@ def _diagnose(data: bytes | memoryview) -> Message:
     if "method" in value and not isinstance(value["method"], str):
         raise Invalid(INVALID_REQUEST, "method must be a string", good_id, respond=is_request)
     if "error" in value:
-        raise Invalid(INVALID_REQUEST, "error must be an object with an integer code and a message", good_id, respond=False)
-    raise Invalid(INVALID_REQUEST, "the message does not have the shape of JSON-RPC 2.0", good_id, respond=is_request)
+        raise Invalid(
+            INVALID_REQUEST,
+            "error must be an object with an integer code and a message",
+            good_id,
+            respond=False,
+        )
+    raise Invalid(
+        INVALID_REQUEST, "the message does not have the shape of JSON-RPC 2.0", good_id, respond=is_request
+    )
 
 
 def encode_result(id: RequestId, result: Raw) -> bytes:

@@ -120,7 +120,7 @@ class ToolCall:
 
     @property
     def args_digest(self) -> str | None:
-        """"sha256:<hex>" over the exact argument bytes (computed once, on first use)."""
+        """ "sha256:<hex>" over the exact argument bytes (computed once, on first use)."""
         if self.arguments is None:
             return None
         if self._digest is None:
@@ -229,13 +229,17 @@ class AuditObserver(Protocol):
 class BackendTracer(Protocol):
     """Makes a span around one backend call (a query, an HTTP request) inside the current call's span."""
 
-    def span(self, name: str, attributes: dict[str, str | int | float | bool]) -> AbstractContextManager[None]: ...
+    def span(
+        self, name: str, attributes: dict[str, str | int | float | bool]
+    ) -> AbstractContextManager[None]: ...
 
 
 class NoTracer:
     """The tracer when tracing is off: costs one method call."""
 
-    def span(self, name: str, attributes: dict[str, str | int | float | bool]) -> AbstractContextManager[None]:
+    def span(
+        self, name: str, attributes: dict[str, str | int | float | bool]
+    ) -> AbstractContextManager[None]:
         return nullcontext()
 
 

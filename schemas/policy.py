@@ -94,7 +94,7 @@ def parse_rate(text: str) -> RateLimit:
     """ "20/s" -> 20 per second, burst 20; "90/m" -> 1.5 per second, burst 90. Raises PolicyError."""
     m = re.fullmatch(r"([0-9]+(?:\.[0-9]+)?)/([smh])", text)
     if m is None or float(m[1]) <= 0:
-        raise PolicyError(f"bad rate {text!r}: write a positive number of calls per s, m or h, e.g. \"20/s\"")
+        raise PolicyError(f'bad rate {text!r}: write a positive number of calls per s, m or h, e.g. "20/s"')
     count = float(m[1])
     return RateLimit(per_second=count / _PERIODS[m[2]], burst=max(1.0, count))
 
@@ -106,7 +106,12 @@ def parse_policy(text: str, source: str = "the policy") -> Policy:
     except tomllib.TOMLDecodeError as exc:
         raise PolicyError(f"{source} is not valid TOML: {exc}") from None
     # Each entry converted on its own, so that an error names the role, identity or tool it is in.
-    sections: dict[str, type[Struct]] = {"roles": Role, "identities": Identity, "tools": ToolLimit, "services": ExtraService}
+    sections: dict[str, type[Struct]] = {
+        "roles": Role,
+        "identities": Identity,
+        "tools": ToolLimit,
+        "services": ExtraService,
+    }
     for key in data:
         if key not in sections:
             raise PolicyError(f"{source}: unknown key {key!r} (expected: {', '.join(sections)})")
@@ -121,11 +126,15 @@ def parse_policy(text: str, source: str = "the policy") -> Policy:
                 msg, sep, where = str(exc).rpartition(" - at `$")
                 where = where.rstrip("`").lstrip(".") if sep else ""
                 text = msg if sep else str(exc)
-                raise PolicyError(f"{source}: {key}.{name}" + (f".{where}" if where else "") + f": {text}") from None
+                raise PolicyError(
+                    f"{source}: {key}.{name}" + (f".{where}" if where else "") + f": {text}"
+                ) from None
     try:
         policy = msgspec.convert(data, Policy, strict=True)
     except msgspec.ValidationError as exc:  # a bad role, identity or tool name (the entries were fine)
-        raise PolicyError(f"{source}: {exc} (names are letters, digits, '_' and '-'; patterns are <service>.<tool>)") from None
+        raise PolicyError(
+            f"{source}: {exc} (names are letters, digits, '_' and '-'; patterns are <service>.<tool>)"
+        ) from None
     for name, ident in policy.identities.items():
         if ident.rate is not None:
             _checked_rate(ident.rate, f"{source}: identities.{name}.rate")
@@ -153,8 +162,8 @@ def certificate_selector(text: str, where: str = "certificate") -> tuple[tuple[s
         key, sep, value = part.strip().partition("=")
         if not sep or key.strip() not in CERT_ATTRIBUTES or not value.strip():
             raise PolicyError(
-                f"{where}: {text!r} is not a certificate subject; write attributes like \"CN=alice\" or "
-                f"\"CN=alice,O=mcp-nats\" (attributes: {', '.join(CERT_ATTRIBUTES)})"
+                f'{where}: {text!r} is not a certificate subject; write attributes like "CN=alice" or '
+                f'"CN=alice,O=mcp-nats" (attributes: {", ".join(CERT_ATTRIBUTES)})'
             )
         pairs.append((key.strip(), value.strip()))
     return tuple(sorted(pairs))
@@ -187,14 +196,18 @@ def matches(pattern: str, service: str, tool: str) -> bool:
     return part_matches(svc, service) and part_matches(t, tool)
 
 
-def with_services(policy: Policy, catalog: Mapping[str, Sequence[str]], source: str = "the policy") -> dict[str, list[str]]:
+def with_services(
+    policy: Policy, catalog: Mapping[str, Sequence[str]], source: str = "the policy"
+) -> dict[str, list[str]]:
     """The catalog (installed service -> its tools) and the policy's extra services, each with the tools of the
     plugin it is `like` (none without). Raises PolicyError for a `like` that names no installed service."""
     out = {name: list(tools) for name, tools in catalog.items()}
     for name, extra in policy.services.items():
         if extra.like is not None and extra.like not in catalog:
             installed = ", ".join(sorted(catalog)) or "none"
-            raise PolicyError(f"{source}: services.{name}.like: {extra.like!r} is no installed service (installed: {installed})")
+            raise PolicyError(
+                f"{source}: services.{name}.like: {extra.like!r} is no installed service (installed: {installed})"
+            )
         if name not in catalog:
             out[name] = list(catalog[extra.like]) if extra.like is not None else []
     return out
@@ -210,7 +223,12 @@ def check(policy: Policy, services: Iterable[str], source: str = "the policy") -
                 raise PolicyError(
                     f"{source}: identities.{name} has the unknown role {role!r} (roles: {', '.join(sorted(policy.roles)) or 'none'})"
                 )
-    patterns = [(f"roles.{r}.{kind}", p) for r, role in policy.roles.items() for kind, ps in (("allow", role.allow), ("deny", role.deny)) for p in ps]
+    patterns = [
+        (f"roles.{r}.{kind}", p)
+        for r, role in policy.roles.items()
+        for kind, ps in (("allow", role.allow), ("deny", role.deny))
+        for p in ps
+    ]
     patterns += [(f"tools.{p!r}", p) for p in policy.tools]
     for where, pattern in patterns:
         svc, _ = split(pattern)
@@ -246,7 +264,7 @@ def patterns_of(policy: Policy, identity: str) -> tuple[list[str], list[str]]:
 def default_policy(user: str) -> str:
     """The policy `mcp-nats up` writes the first time: the local user may call every tool."""
     return (
-        "# mcp-nats security policy (README \"Security\"). Edit, then run: mcp-nats auth init --policy <this file>\n"
+        '# mcp-nats security policy (README "Security"). Edit, then run: mcp-nats auth init --policy <this file>\n'
         "[roles.everything]\n"
         'allow = ["*.*"]\n'
         "\n"

@@ -24,7 +24,11 @@ def write_config(path: Path, state_dir: Path, **audit: Any) -> Path:
     """A TOML settings file with `state_dir` and the given `[audit]` keys."""
     lines = [f'state_dir = "{state_dir}"', "[audit]"]
     for key, value in audit.items():
-        lines.append(f'{key} = "{value}"' if isinstance(value, str) else f"{key} = {str(value).lower() if isinstance(value, bool) else value}")
+        lines.append(
+            f'{key} = "{value}"'
+            if isinstance(value, str)
+            else f"{key} = {str(value).lower() if isinstance(value, bool) else value}"
+        )
     path.write_text("\n".join(lines) + "\n")
     return path
 
@@ -80,7 +84,9 @@ async def wait_count(bus: Bus, root: str, count: int, timeout: float) -> int:
     return n
 
 
-async def start_running_call(bus: Bus, subject: str, body: bytes, headers: dict[str, str], timeout: float = 10.0) -> Call:
+async def start_running_call(
+    bus: Bus, subject: str, body: bytes, headers: dict[str, str], timeout: float = 10.0
+) -> Call:
     """Publish a call that reports progress first; return once that progress frame arrived (the call is running)."""
     call = bus.open_call(subject)
     await bus.publish(subject, body, headers, reply=call.reply)

@@ -43,6 +43,7 @@ async def wait(seconds: float, ctx: Context) -> str:
 if __name__ == "__main__":
     url, root = sys.argv[1], sys.argv[2]
     config = sys.argv[3] if len(sys.argv) > 3 else None
-    settings = load_settings(config, environ={}, overrides={"nats": {"url": url, "root": root, "reconnect_wait": 0.1}})
+    settings = load_settings(
+        config, environ={}, overrides={"nats": {"url": url, "root": root, "reconnect_wait": 0.1}}
+    )
     uvloop.run(serve(svc, settings))
-

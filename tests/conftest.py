@@ -60,8 +60,21 @@ class Responders:
         self.root = root
         self.procs: list[subprocess.Popen[bytes]] = []
 
-    def start(self, service: str = "fs", *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-        argv = [MCP_NATS, "serve", service, "--nats-url", self.url, "--subject-root", self.root, "--log-level", "warning", *args]
+    def start(
+        self, service: str = "fs", *args: str, env: dict[str, str] | None = None
+    ) -> subprocess.Popen[bytes]:
+        argv = [
+            MCP_NATS,
+            "serve",
+            service,
+            "--nats-url",
+            self.url,
+            "--subject-root",
+            self.root,
+            "--log-level",
+            "warning",
+            *args,
+        ]
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, env=child_env(**(env or {})))
         self.procs.append(proc)
         return proc
@@ -70,7 +83,9 @@ class Responders:
         """Bounded wait until exactly `count` instances of `service` answer $SRV.PING under our root."""
         end = time.monotonic() + timeout
         ids: list[str] = []
-        async with connect(NatsSettings(url=self.url, root=self.root), name="test", ident="t" + uuid.uuid4().hex[:8]) as bus:
+        async with connect(
+            NatsSettings(url=self.url, root=self.root), name="test", ident="t" + uuid.uuid4().hex[:8]
+        ) as bus:
             while time.monotonic() < end:
                 replies = await bus.scatter(f"$SRV.PING.{self.root}-{service}", idle=0.1, limit=1.0)
                 ids = [msgspec.json.decode(r.data)["id"] for r in replies]

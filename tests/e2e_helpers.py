@@ -10,6 +10,10 @@ from mcp.client.stdio import StdioServerParameters
 from .conftest import MCP_NATS, child_env
 
 
-def bridge_client(argv: list[str], mode: str = "auto", env: dict[str, str] | None = None, **kw: object) -> Client:
-    params = StdioServerParameters(command=MCP_NATS, args=argv, env=child_env(**(env or {})), cwd=str(Path.cwd()))
+def bridge_client(
+    argv: list[str], mode: str = "auto", env: dict[str, str] | None = None, **kw: object
+) -> Client:
+    params = StdioServerParameters(
+        command=MCP_NATS, args=argv, env=child_env(**(env or {})), cwd=str(Path.cwd())
+    )
     return Client(params, mode=mode, **kw)  # type: ignore[arg-type]

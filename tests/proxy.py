@@ -43,7 +43,9 @@ class NatsProxy:
         self.connections += 1
         sr, sw = await asyncio.open_connection("127.0.0.1", self.server_port)
         self._to_clients.append(cw)
-        await asyncio.gather(self._pipe(cr, sw, self.hold_unsub), self._pipe(sr, cw, 0.0), return_exceptions=True)
+        await asyncio.gather(
+            self._pipe(cr, sw, self.hold_unsub), self._pipe(sr, cw, 0.0), return_exceptions=True
+        )
 
     @staticmethod
     async def _pipe(r: asyncio.StreamReader, w: asyncio.StreamWriter, hold_unsub: float) -> None:

@@ -50,7 +50,13 @@ class Secured:
         return self.server.url
 
     def settings(self, creds: Path | str = "") -> NatsSettings:
-        return NatsSettings(url=self.url, root=self.root, connect_timeout=2.0, credentials=str(creds), max_reconnect_attempts=0)
+        return NatsSettings(
+            url=self.url,
+            root=self.root,
+            connect_timeout=2.0,
+            credentials=str(creds),
+            max_reconnect_attempts=0,
+        )
 
     def compile(self, policy: str) -> Compiled:
         from cli.auth import compile_policy
@@ -62,13 +68,17 @@ class Secured:
             MCP_NATS, "serve", service, "--nats-url", self.url, "--subject-root", self.root, "--log-level", "warning",
             "--credentials", str(self.adir.service_creds(service)), *args,
         ]  # fmt: skip
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, env=child_env(MCP_NATS_STATE_DIR=str(self.base / "state")))
+        proc = subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, env=child_env(MCP_NATS_STATE_DIR=str(self.base / "state"))
+        )
         self.procs.append(proc)
         return proc
 
     async def wait_instances(self, service: str, count: int = 1, timeout: float = 15.0) -> None:
         end = time.monotonic() + timeout
-        async with connect(self.settings(self.adir.admin_creds), name="test", ident="t" + uuid.uuid4().hex[:8]) as bus:
+        async with connect(
+            self.settings(self.adir.admin_creds), name="test", ident="t" + uuid.uuid4().hex[:8]
+        ) as bus:
             while time.monotonic() < end:
                 replies = await bus.scatter(f"$SRV.PING.{self.root}-{service}", idle=0.1, limit=1.0)
                 if len(replies) >= count:
@@ -135,7 +145,12 @@ class RawClient:
 
         kw: dict[str, object] = {"inbox_prefix": inbox} if inbox else {}
         self.nc = await nats.connect(
-            url, user_credentials=str(creds), error_cb=error_cb, closed_cb=closed_cb, allow_reconnect=False, **kw
+            url,
+            user_credentials=str(creds),
+            error_cb=error_cb,
+            closed_cb=closed_cb,
+            allow_reconnect=False,
+            **kw,
         )
         return self.nc
 
@@ -160,4 +175,3 @@ def subjects(root: str) -> Subjects:
 
 def catalog_of(root: str) -> dict[str, list[str]]:
     return catalog(_settings(root))
-

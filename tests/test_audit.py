@@ -47,20 +47,28 @@ async def _drive(bus: Bus, root: str) -> dict[str, str]:
         headers = {h.CALL_ID: call_id, h.CLIENT: "load"}
         async with limit:
             if kind == "ok":
-                reply = await bus.request(f"{subj}.echo", call_body("echo", {"text": str(i)}), headers, timeout=10)
+                reply = await bus.request(
+                    f"{subj}.echo", call_body("echo", {"text": str(i)}), headers, timeout=10
+                )
                 assert h.SERVICE_ERROR_CODE not in (reply.headers or {})
             elif kind == "tool_error":
-                reply = await bus.request(f"{subj}.fail", call_body("fail", {"reason": str(i)}), headers, timeout=10)
+                reply = await bus.request(
+                    f"{subj}.fail", call_body("fail", {"reason": str(i)}), headers, timeout=10
+                )
                 assert msgspec.json.decode(reply.data)["isError"] is True
             elif kind == "protocol_error":
                 reply = await bus.request(f"{subj}.nope", call_body("nope", {}), headers, timeout=10)
                 assert (reply.headers or {})[h.SERVICE_ERROR_CODE] == "-32602"
             elif kind == "deadline":
                 headers[h.DEADLINE] = str(int((time.time() + 0.3) * 1000))
-                reply = await bus.request(f"{subj}.wait", call_body("wait", {"seconds": 10}), headers, timeout=10)
+                reply = await bus.request(
+                    f"{subj}.wait", call_body("wait", {"seconds": 10}), headers, timeout=10
+                )
                 assert (reply.headers or {})[h.SERVICE_ERROR_CODE] == "-31002"
             else:
-                call = await start_running_call(bus, f"{subj}.wait", call_body("wait", {"seconds": 30}, progress=True), headers)
+                call = await start_running_call(
+                    bus, f"{subj}.wait", call_body("wait", {"seconds": 30}, progress=True), headers
+                )
                 with call:
                     await bus.publish(f"{root}.{SERVICE}.cancel", msgspec.json.encode({"callId": call_id}))
 
@@ -90,10 +98,17 @@ async def test_two_thousand_calls_on_two_instances_give_exactly_two_thousand_rec
     assert not wrong, f"{len(wrong)} records with the wrong outcome, e.g. {list(wrong.items())[:3]}"
     assert {r.instance for r in records} == set(instances), "both instances must have written records"
     assert all(r.service == SERVICE and r.identity == "load" and r.durationMs >= 0 for r in records)
-    codes = Counter((r.outcome, r.errorCode) for r in records if not isinstance(r.errorCode, msgspec.UnsetType))
-    assert codes == {("protocol_error", -32602): PLAN["protocol_error"], ("deadline", -31002): PLAN["deadline"]}
+    codes = Counter(
+        (r.outcome, r.errorCode) for r in records if not isinstance(r.errorCode, msgspec.UnsetType)
+    )
+    assert codes == {
+        ("protocol_error", -32602): PLAN["protocol_error"],
+        ("deadline", -31002): PLAN["deadline"],
+    }
     sample = by_id["ok-7"]
-    assert sample.tool == "echo" and sample.argsDigest == "sha256:" + hashlib.sha256(b'{"text":"7"}').hexdigest()
+    assert (
+        sample.tool == "echo" and sample.argsDigest == "sha256:" + hashlib.sha256(b'{"text":"7"}').hexdigest()
+    )
     assert by_id["protocol_error-0"].tool == "nope"
 
 
@@ -111,7 +126,9 @@ async def test_audit_stream_denies_delete_and_purge_and_follows_the_config(
     assert info.config.subjects == [f"{root}.audit.>"]
     assert info.config.deny_delete and info.config.deny_purge
     assert info.config.max_age == 3600 and info.config.max_bytes == 10_000_000
-    await bus.request(f"{root}.{SERVICE}.tools.call.echo", call_body("echo", {"text": "x"}), {h.CALL_ID: "only"}, timeout=5)
+    await bus.request(
+        f"{root}.{SERVICE}.tools.call.echo", call_body("echo", {"text": "x"}), {h.CALL_ID: "only"}, timeout=5
+    )
     assert await wait_count(bus, root, 1, timeout=10) == 1
     with pytest.raises(Exception, match="not permitted"):
         await js.delete_msg(name, 1)
@@ -119,7 +136,9 @@ async def test_audit_stream_denies_delete_and_purge_and_follows_the_config(
         await js.purge_stream(name)
     proc.terminate()
     proc.wait(10)
-    start_audited(responders, write_config(tmp_path / "b.toml", tmp_path, max_age=7200.0, max_bytes=20_000_000))
+    start_audited(
+        responders, write_config(tmp_path / "b.toml", tmp_path, max_age=7200.0, max_bytes=20_000_000)
+    )
     await responders.wait_instances(SERVICE, 1)
     info = await js.stream_info(name)
     assert info.config.max_age == 7200 and info.config.max_bytes == 20_000_000
@@ -143,7 +162,10 @@ async def test_arguments_are_a_digest_by_default_and_redacted_on_request(
     start_audited(responders, write_config(tmp_path / "r.toml", tmp_path, arguments="redacted"))
     await responders.wait_instances(SERVICE, 1)
     await bus.request(
-        f"{root}.{SERVICE}.tools.call.echo", body, {h.CALL_ID: "masked", h.TRACEPARENT: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}, timeout=5
+        f"{root}.{SERVICE}.tools.call.echo",
+        body,
+        {h.CALL_ID: "masked", h.TRACEPARENT: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"},
+        timeout=5,
     )
     assert await wait_count(bus, root, 2, timeout=10) == 2
     plain, masked = await read_records(bus, root)
@@ -169,9 +191,14 @@ async def test_a_call_through_the_bridge_is_audited_under_its_client_name(
             assert failed.is_error
         assert await wait_count(bus, root, 2, timeout=10) == 2
     records = await read_records(bus, root)
-    assert [(r.tool, r.outcome, r.identity) for r in records] == [("echo", "ok", "alice"), ("fail", "tool_error", "alice")]
+    assert [(r.tool, r.outcome, r.identity) for r in records] == [
+        ("echo", "ok", "alice"),
+        ("fail", "tool_error", "alice"),
+    ]
     assert all(r.callId.startswith("bridge-") for r in records)
-    assert all(r.verified is False for r in records), "without auth the client name is a claim, marked unverified (issue #11)"
+    assert all(r.verified is False for r in records), (
+        "without auth the client name is a claim, marked unverified (issue #11)"
+    )
 
 
 @pytest.mark.parametrize("mode", ["legacy", "2026-07-28"])
@@ -193,14 +220,23 @@ async def test_a_clients_trace_context_reaches_the_audit_record(
     assert [r.traceId for r in records] == [trace, msgspec.UNSET]
 
 
-async def test_audit_query_and_tail_print_records_with_filters(responders: Responders, bus: Bus, root: str) -> None:
+async def test_audit_query_and_tail_print_records_with_filters(
+    responders: Responders, bus: Bus, root: str
+) -> None:
     """`audit query` prints stored records as a table or JSON lines with filters; `audit tail` prints new ones as they come."""
     start_audited(responders)
     await responders.wait_instances(SERVICE, 1)
     subj = f"{root}.{SERVICE}.tools.call"
     for i in range(3):
-        await bus.request(f"{subj}.echo", call_body("echo", {"text": "x"}), {h.CALL_ID: f"q-ok-{i}", h.CLIENT: "bob"}, timeout=5)
-    await bus.request(f"{subj}.fail", call_body("fail", {"reason": "x"}), {h.CALL_ID: "q-bad", h.CLIENT: "eve"}, timeout=5)
+        await bus.request(
+            f"{subj}.echo",
+            call_body("echo", {"text": "x"}),
+            {h.CALL_ID: f"q-ok-{i}", h.CLIENT: "bob"},
+            timeout=5,
+        )
+    await bus.request(
+        f"{subj}.fail", call_body("fail", {"reason": "x"}), {h.CALL_ID: "q-bad", h.CLIENT: "eve"}, timeout=5
+    )
     assert await wait_count(bus, root, 4, timeout=10) == 4
     base = [MCP_NATS, "audit", "query", "--url", responders.url, "--subject-root", root]
 
@@ -216,19 +252,43 @@ async def test_audit_query_and_tail_print_records_with_filters(responders: Respo
     by_bob = run("--identity", "bob", "--tool", "echo").stdout.splitlines()
     assert by_bob[0].split()[:3] == ["TIME", "SERVICE", "TOOL"] and len(by_bob) == 4
     assert run("--json", "--until", "1h", "--since", "2h").stdout == ""
-    bad_time = subprocess.run([*base, "--since", "yesterday"], env=child_env(), capture_output=True, text=True, timeout=20)
+    bad_time = subprocess.run(
+        [*base, "--since", "yesterday"], env=child_env(), capture_output=True, text=True, timeout=20
+    )
     assert bad_time.returncode == 2 and "not a time" in bad_time.stderr
 
     # tail reads from --since by stream sequence, then follows: records written before or after it
     # started are both seen, exactly once, so no readiness handshake is needed.
     tail = subprocess.Popen(
-        [MCP_NATS, "audit", "tail", "--url", responders.url, "--subject-root", root, "--json", "--since", "1h", "--count", "5", "--outcome", "ok"],
-        env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            MCP_NATS,
+            "audit",
+            "tail",
+            "--url",
+            responders.url,
+            "--subject-root",
+            root,
+            "--json",
+            "--since",
+            "1h",
+            "--count",
+            "5",
+            "--outcome",
+            "ok",
+        ],
+        env=child_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         for i in range(2):
-            await bus.request(f"{subj}.fail", call_body("fail", {"reason": "t"}), {h.CALL_ID: f"t-bad-{i}"}, timeout=5)
-            await bus.request(f"{subj}.echo", call_body("echo", {"text": "t"}), {h.CALL_ID: f"t-{i}"}, timeout=5)
+            await bus.request(
+                f"{subj}.fail", call_body("fail", {"reason": "t"}), {h.CALL_ID: f"t-bad-{i}"}, timeout=5
+            )
+            await bus.request(
+                f"{subj}.echo", call_body("echo", {"text": "t"}), {h.CALL_ID: f"t-{i}"}, timeout=5
+            )
         out, err = tail.communicate(timeout=20)
     finally:
         if tail.poll() is None:
@@ -243,24 +303,37 @@ async def test_query_without_a_stream_says_how_to_get_one(nats_settings: object,
     """`audit query` against a root that has no audit stream yet exits 1 with a sentence naming the stream."""
     url = nats_settings.url  # type: ignore[attr-defined]
     done = subprocess.run(
-        [MCP_NATS, "audit", "query", "--url", url, "--subject-root", root], env=child_env(), capture_output=True, text=True, timeout=20
+        [MCP_NATS, "audit", "query", "--url", url, "--subject-root", root],
+        env=child_env(),
+        capture_output=True,
+        text=True,
+        timeout=20,
     )
     assert done.returncode == 1
     assert f"MCP_AUDIT_{root}" in done.stderr
 
 
-async def test_deadline_exceeded_is_the_callers_problem_not_the_records(bus: Bus, responders: Responders, root: str) -> None:
+async def test_deadline_exceeded_is_the_callers_problem_not_the_records(
+    bus: Bus, responders: Responders, root: str
+) -> None:
     """A caller that gives up before the reply still leaves exactly one record of the call (finished by the responder)."""
     start_audited(responders)
     await responders.wait_instances(SERVICE, 1)
     with pytest.raises((DeadlineExceeded, BusError)):
-        await bus.request(f"{root}.{SERVICE}.tools.call.wait", call_body("wait", {"seconds": 0.5}), {h.CALL_ID: "impatient"}, timeout=0.1)
+        await bus.request(
+            f"{root}.{SERVICE}.tools.call.wait",
+            call_body("wait", {"seconds": 0.5}),
+            {h.CALL_ID: "impatient"},
+            timeout=0.1,
+        )
     assert await wait_count(bus, root, 1, timeout=10) == 1
     (rec,) = await read_records(bus, root)
     assert rec.callId == "impatient" and rec.outcome == "ok" and rec.durationMs >= 400
 
 
-async def test_calls_refused_as_overloaded_are_audited_too(responders: Responders, bus: Bus, root: str, tmp_path: Path) -> None:
+async def test_calls_refused_as_overloaded_are_audited_too(
+    responders: Responders, bus: Bus, root: str, tmp_path: Path
+) -> None:
     """A call refused at once as overloaded (-31007) got an answer, so it has its record too: one per call, whatever happened."""
     cfg = tmp_path / "small.toml"
     cfg.write_text(f'state_dir = "{tmp_path / "state"}"\n[responder]\nmax_concurrency = 2\nmax_pending = 3\n')
@@ -269,15 +342,29 @@ async def test_calls_refused_as_overloaded_are_audited_too(responders: Responder
     subj = f"{root}.{SERVICE}.tools.call.wait"
     ids = [f"burst-{i}" for i in range(20)]
     with anyio.fail_after(30):
-        replies = await asyncio.gather(*(
-            bus.request(subj, call_body("wait", {"seconds": 0.5}), {h.CALL_ID: cid, h.CLIENT: "load"}, timeout=10) for cid in ids
-        ))
-        refused = {cid for cid, r in zip(ids, replies, strict=True) if (r.headers or {}).get(h.SERVICE_ERROR_CODE) == "-31007"}
-        assert len(refused) >= 10, f"capacity is 5 of 20 simultaneous calls, yet only {len(refused)} were refused"
+        replies = await asyncio.gather(
+            *(
+                bus.request(
+                    subj, call_body("wait", {"seconds": 0.5}), {h.CALL_ID: cid, h.CLIENT: "load"}, timeout=10
+                )
+                for cid in ids
+            )
+        )
+        refused = {
+            cid
+            for cid, r in zip(ids, replies, strict=True)
+            if (r.headers or {}).get(h.SERVICE_ERROR_CODE) == "-31007"
+        }
+        assert len(refused) >= 10, (
+            f"capacity is 5 of 20 simultaneous calls, yet only {len(refused)} were refused"
+        )
         assert await wait_count(bus, root, len(ids), timeout=20) == len(ids)
         records = await read_records(bus, root)
     by_id = {r.callId: r for r in records}
     assert len(records) == len(by_id) == len(ids) and set(by_id) == set(ids)
     assert {cid for cid, r in by_id.items() if r.errorCode == -31007} == refused
-    assert all(by_id[c].outcome == "protocol_error" and by_id[c].tool == "wait" and by_id[c].identity == "load" for c in refused)
+    assert all(
+        by_id[c].outcome == "protocol_error" and by_id[c].tool == "wait" and by_id[c].identity == "load"
+        for c in refused
+    )
     assert all(by_id[c].outcome == "ok" for c in set(ids) - refused)

@@ -76,7 +76,12 @@ async def test_every_call_that_returned_has_exactly_one_record_after_a_server_re
                     call_id = f"w{w}-{n}"
                     attempted.append(call_id)
                     try:
-                        await bus.request(f"{root}.{SERVICE}.tools.call.echo", call_body("echo", {"text": call_id}), {h.CALL_ID: call_id}, timeout=1.0)
+                        await bus.request(
+                            f"{root}.{SERVICE}.tools.call.echo",
+                            call_body("echo", {"text": call_id}),
+                            {h.CALL_ID: call_id},
+                            timeout=1.0,
+                        )
                     except BusError:
                         await asyncio.sleep(0.02)  # the server is away: do not spin
                         continue
@@ -96,7 +101,10 @@ async def test_every_call_that_returned_has_exactly_one_record_after_a_server_re
                 for i in range(4):
                     call_id = f"inflight-{i}"
                     call = await start_running_call(
-                        bus, f"{root}.{SERVICE}.tools.call.wait", call_body("wait", {"seconds": 1.5}, progress=True), {h.CALL_ID: call_id}
+                        bus,
+                        f"{root}.{SERVICE}.tools.call.wait",
+                        call_body("wait", {"seconds": 1.5}, progress=True),
+                        {h.CALL_ID: call_id},
                     )
                     call.close()
                     running.append(call_id)
@@ -104,7 +112,9 @@ async def test_every_call_that_returned_has_exactly_one_record_after_a_server_re
                 before = len(returned)
                 end = time.monotonic() + 10
                 while _spooled_lines(spool) < len(running):  # the server stays down until they are on disk
-                    assert time.monotonic() < end, f"records made during the outage never reached the spool: {[f.read_bytes()[32:] for f in _spool_files(spool)]}"
+                    assert time.monotonic() < end, (
+                        f"records made during the outage never reached the spool: {[f.read_bytes()[32:] for f in _spool_files(spool)]}"
+                    )
                     await asyncio.sleep(0.05)
                 server = EmbeddedServer(store, port=port, server_name=name).start()
                 await until(before + 300, 30)
@@ -135,13 +145,20 @@ async def test_records_spooled_by_a_killed_responder_arrive_after_it_restarts(
     """A responder whose records JetStream refuses (stream full) spools them; SIGKILLed and started again with a
     larger stream, it takes over its old spool and every record arrives exactly once."""
     state = tmp_path / "state"
-    full = write_config(tmp_path / "full.toml", state, discard="new", max_bytes=700, ack_timeout=1.0, retry_interval=0.2)
+    full = write_config(
+        tmp_path / "full.toml", state, discard="new", max_bytes=700, ack_timeout=1.0, retry_interval=0.2
+    )
     proc = start_audited(responders, full)
     await responders.wait_instances(SERVICE, 1)
     ids = [f"crash-{i}" for i in range(20)]
     with anyio.fail_after(40):
         for call_id in ids:
-            await bus.request(f"{root}.{SERVICE}.tools.call.echo", call_body("echo", {"text": call_id}), {h.CALL_ID: call_id}, timeout=5)
+            await bus.request(
+                f"{root}.{SERVICE}.tools.call.echo",
+                call_body("echo", {"text": call_id}),
+                {h.CALL_ID: call_id},
+                timeout=5,
+            )
         stored = await wait_count(bus, root, 1, timeout=10)
         spool = state / "audit-spool"
         end = time.monotonic() + 15
@@ -156,7 +173,14 @@ async def test_records_spooled_by_a_killed_responder_arrive_after_it_restarts(
         proc.wait(10)
         assert orphan[0].exists(), "SIGKILL leaves the spool file behind"
 
-        roomy = write_config(tmp_path / "roomy.toml", state, discard="new", max_bytes=1_000_000, ack_timeout=1.0, retry_interval=0.2)
+        roomy = write_config(
+            tmp_path / "roomy.toml",
+            state,
+            discard="new",
+            max_bytes=1_000_000,
+            ack_timeout=1.0,
+            retry_interval=0.2,
+        )
         start_audited(responders, roomy)
         await responders.wait_instances(SERVICE, 1)
         assert await wait_count(bus, root, len(ids), timeout=15) == len(ids)
@@ -172,14 +196,21 @@ async def test_a_drained_responder_replays_its_spool_before_it_exits(
 ) -> None:
     """Records waiting in the spool (stream full, retries far apart) are published when the responder is drained, before it exits."""
     state = tmp_path / "state"
-    cfg = write_config(tmp_path / "c.toml", state, discard="new", max_bytes=700, ack_timeout=1.0, retry_interval=3600.0)
+    cfg = write_config(
+        tmp_path / "c.toml", state, discard="new", max_bytes=700, ack_timeout=1.0, retry_interval=3600.0
+    )
     proc = start_audited(responders, cfg)
     await responders.wait_instances(SERVICE, 1)
     ids = [f"drain-{i}" for i in range(10)]
     spool = state / "audit-spool"
     with anyio.fail_after(40):
         for call_id in ids:
-            await bus.request(f"{root}.{SERVICE}.tools.call.echo", call_body("echo", {"text": call_id}), {h.CALL_ID: call_id}, timeout=5)
+            await bus.request(
+                f"{root}.{SERVICE}.tools.call.echo",
+                call_body("echo", {"text": call_id}),
+                {h.CALL_ID: call_id},
+                timeout=5,
+            )
         end = time.monotonic() + 15
         while (stored := await wait_count(bus, root, 0, timeout=0)) + _spooled_lines(spool) < len(ids):
             assert time.monotonic() < end, "the refused records never reached the spool"

@@ -10,7 +10,10 @@ from responders.audit_spool import HEADER, Spool, encode_line
 
 
 def _lines(n: int, start: int = 0) -> list[bytes]:
-    return [encode_line(f"mcp.audit.s.t{i}", f"id-{i}", b'{"callId":"id-%d"}' % i) for i in range(start, start + n)]
+    return [
+        encode_line(f"mcp.audit.s.t{i}", f"id-{i}", b'{"callId":"id-%d"}' % i)
+        for i in range(start, start + n)
+    ]
 
 
 def test_records_are_read_back_in_order_and_the_offset_moves_only_on_commit(tmp_path: Path) -> None:
@@ -21,7 +24,9 @@ def test_records_are_read_back_in_order_and_the_offset_moves_only_on_commit(tmp_
     assert [r.msg_id for r in first] == ["id-0", "id-1", "id-2"]
     assert first[0].subject == "mcp.audit.s.t0" and first[0].record == b'{"callId":"id-0"}'
     again, _ = spool.read(3)
-    assert [r.msg_id for r in again] == ["id-0", "id-1", "id-2"], "reading twice without commit replays the same window"
+    assert [r.msg_id for r in again] == ["id-0", "id-1", "id-2"], (
+        "reading twice without commit replays the same window"
+    )
     spool.commit(end, len(first))
     rest, end2 = spool.read(10)
     assert [r.msg_id for r in rest] == ["id-3", "id-4"] and spool.records == 2
@@ -65,7 +70,9 @@ def test_a_torn_last_line_is_ignored_when_a_spool_is_taken_over(tmp_path: Path) 
     dead = Spool(tmp_path, "dead", max_bytes=1 << 20)
     dead.append(_lines(2))
     assert dead._fd is not None
-    os.pwrite(dead._fd, b'{"s":"mcp.audit.s.t","i":"torn","r":{"callId"', os.fstat(dead._fd).st_size)  # the writer died here
+    os.pwrite(
+        dead._fd, b'{"s":"mcp.audit.s.t","i":"torn","r":{"callId"', os.fstat(dead._fd).st_size
+    )  # the writer died here
     os.close(dead._fd)
     dead._fd = None
     heir = Spool(tmp_path, "heir", max_bytes=1 << 20)
@@ -87,6 +94,9 @@ def test_redaction_masks_named_values_at_any_depth() -> None:
 
 def test_trace_id_is_read_from_a_valid_traceparent_only() -> None:
     """The W3C trace id is taken from a well-formed traceparent; malformed or all-zero ids give none."""
-    assert trace_id("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01") == "4bf92f3577b34da6a3ce929d0e0e4736"
+    assert (
+        trace_id("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+        == "4bf92f3577b34da6a3ce929d0e0e4736"
+    )
     assert trace_id("00-00000000000000000000000000000000-00f067aa0ba902b7-01") is None
     assert trace_id("garbage") is None and trace_id(None) is None

@@ -41,7 +41,10 @@ from .security_helpers import POLICY, _settings
 
 pytestmark = pytest.mark.anyio
 
-CERT_POLICY = POLICY.replace('[identities.alice]\nroles = ["writer"]', '[identities.alice]\nroles = ["writer"]\ncertificate = "CN=alice"')
+CERT_POLICY = POLICY.replace(
+    '[identities.alice]\nroles = ["writer"]',
+    '[identities.alice]\nroles = ["writer"]\ncertificate = "CN=alice"',
+)
 assert CERT_POLICY != POLICY
 
 
@@ -64,7 +67,9 @@ def server_key() -> jwt.Key:
     return jwt.Key(bytes(nkeys.encode_seed(os.urandom(32), nkeys.PREFIX_BYTE_SERVER)))
 
 
-def test_a_mapped_certificate_gets_exactly_its_identitys_permissions_and_others_are_refused(tmp_path: Path) -> None:
+def test_a_mapped_certificate_gets_exactly_its_identitys_permissions_and_others_are_refused(
+    tmp_path: Path,
+) -> None:
     """alice's certificate gets a CLIENTS-issued JWT for the connection's key, named alice, with the permissions of
     alice.creds; an unmapped certificate gets an error; after alice is removed she is refused and her key revoked."""
     root = "t" + uuid.uuid4().hex[:12]
@@ -88,7 +93,9 @@ def test_a_mapped_certificate_gets_exactly_its_identitys_permissions_and_others_
         assert "jwt" not in jwt.verify(refused.response, "A")["nats"]
     with pytest.raises(ValueError):  # a request signed by someone else than its issuer
         Authorizer(adir).answer(request(files, "alice", srv, user)[:-4] + "AAAA")
-    compiled = compile_policy(_settings(root), adir, CERT_POLICY.replace('certificate = "CN=alice"', ""), "the test policy")
+    compiled = compile_policy(
+        _settings(root), adir, CERT_POLICY.replace('certificate = "CN=alice"', ""), "the test policy"
+    )
     clients = jwt.decode(compiled.accounts[adir.key("account:CLIENTS").public])
     assert user.public in clients["nats"]["revocations"]
     assert Authorizer(adir).answer(request(files, "alice", srv, jwt.Key.new("user"))).error
@@ -111,7 +118,13 @@ class Mtls:
         )  # fmt: skip
 
     def spawn(self, *argv: str) -> None:
-        self.procs.append(subprocess.Popen([MCP_NATS, *argv], stdin=subprocess.DEVNULL, env=child_env(MCP_NATS_STATE_DIR=str(self.base / "state"))))
+        self.procs.append(
+            subprocess.Popen(
+                [MCP_NATS, *argv],
+                stdin=subprocess.DEVNULL,
+                env=child_env(MCP_NATS_STATE_DIR=str(self.base / "state")),
+            )
+        )
 
 
 @pytest.fixture
@@ -128,7 +141,9 @@ def mtls(tmp_path: Path) -> Iterator[Mtls]:
     env = Mtls(adir, files, server, root, tmp_path)
     try:
         asyncio.run(_streams(env))
-        env.spawn("auth", "callout", "--dir", str(adir.path), "--nats-url", server.url, "--log-level", "warning")
+        env.spawn(
+            "auth", "callout", "--dir", str(adir.path), "--nats-url", server.url, "--log-level", "warning"
+        )
         cert, key = files.client("service-fs")
         conf = tmp_path / "fs.toml"
         conf.write_text(f'[nats]\ntls_ca = "{files.ca}"\ntls_cert = "{cert}"\ntls_key = "{key}"\n')
@@ -163,7 +178,12 @@ async def wait_read(env: Mtls, path: Path, timeout: float = 30.0) -> tuple[str, 
         try:
             async with connect(env.settings("alice"), name="test", ident="a" + call_id[:6]) as bus:
                 subject = bus.subjects.tool_call("fs", "read_text_file")
-                reply = await bus.request(subject, _call("read_text_file", {"path": str(path)}), {"Mcp-Call-Id": call_id}, timeout=3.0)
+                reply = await bus.request(
+                    subject,
+                    _call("read_text_file", {"path": str(path)}),
+                    {"Mcp-Call-Id": call_id},
+                    timeout=3.0,
+                )
                 return call_id, reply.data
         except Exception as exc:  # noqa: BLE001 - not up yet: the callout (refused) or fs (no responders)
             last = exc
@@ -171,7 +191,9 @@ async def wait_read(env: Mtls, path: Path, timeout: float = 30.0) -> tuple[str, 
     raise AssertionError(f"alice's certificate was not admitted within {timeout} s: {last!r}")
 
 
-async def test_alices_certificate_without_credentials_is_admitted_as_alice_with_alices_permissions(mtls: Mtls) -> None:
+async def test_alices_certificate_without_credentials_is_admitted_as_alice_with_alices_permissions(
+    mtls: Mtls,
+) -> None:
     """With alice's certificate and no credentials: the audit records identity alice (verified), her denied tool is
     refused by the server, and a certificate mapped to no identity cannot connect."""
     with anyio.fail_after(90):
@@ -180,13 +202,19 @@ async def test_alices_certificate_without_credentials_is_admitted_as_alice_with_
         async with connect(mtls.settings("alice"), name="test", ident="alice2") as bus:
             assert bus.user == "alice"
             with pytest.raises(PermissionDenied) as denied:
-                await bus.request(bus.subjects.tool_call("fs", "delete_file"), _call("delete_file", {"path": "a.txt"}), timeout=600.0)
+                await bus.request(
+                    bus.subjects.tool_call("fs", "delete_file"),
+                    _call("delete_file", {"path": "a.txt"}),
+                    timeout=600.0,
+                )
             assert denied.value.code == codes.PERMISSION
         for who in ("mallory", "ci"):
             with pytest.raises(NotConnected):
                 async with connect(mtls.settings(who), name="test", ident=who):
                     pass
-        async with connect(mtls.settings("admin", str(mtls.adir.admin_creds)), name="test", ident="adm") as admin:
+        async with connect(
+            mtls.settings("admin", str(mtls.adir.admin_creds)), name="test", ident="adm"
+        ) as admin:
             records: list[AuditRecord] = []
             while not records:
                 records = [r for r in await read_records(admin, mtls.root) if r.callId == call_id]
@@ -201,7 +229,9 @@ async def test_removing_a_certificate_identity_cuts_its_connection_and_refuses_i
     with anyio.fail_after(90):
         await wait_read(mtls, mtls.base / "files" / "a.txt")
         async with connect(mtls.settings("alice"), name="test", ident="held") as held:
-            policy = CERT_POLICY.replace('[identities.alice]\nroles = ["writer"]\ncertificate = "CN=alice"\n', "")
+            policy = CERT_POLICY.replace(
+                '[identities.alice]\nroles = ["writer"]\ncertificate = "CN=alice"\n', ""
+            )
             compiled = compile_policy(_settings(mtls.root), mtls.adir, policy, "the test policy")
             assert "alice" in compiled.removed
             await push(mtls.adir, compiled, mtls.server.url)

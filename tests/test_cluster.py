@@ -95,7 +95,8 @@ async def wait_routes(nodes: list[EmbeddedServer], timeout: float = 20.0) -> Non
             names = []
             for n in nodes:
                 routez = await monitor(n, "/routez")
-                names.append({str(r.get("remote_name", r.get("remote_id"))) for r in routez.get("routes") or []})  # type: ignore[attr-defined]
+                routes: list[dict[str, object]] = routez.get("routes") or []  # type: ignore[assignment]
+                names.append({str(r.get("remote_name", r.get("remote_id"))) for r in routes})
             if all(len(s) >= 2 for s in names):
                 return
             await anyio.sleep(0.1)
@@ -109,12 +110,15 @@ async def bridge_node(nodes: list[EmbeddedServer], timeout: float = 15.0) -> int
                 if not n.running:
                     continue
                 connz = await monitor(n, "/connz?limit=1024")
-                if any(str(c.get("name", "")).startswith(BRIDGE_NAME) for c in connz.get("connections") or []):  # type: ignore[attr-defined]
+                conns: list[dict[str, object]] = connz.get("connections") or []  # type: ignore[assignment]
+                if any(str(c.get("name", "")).startswith(BRIDGE_NAME) for c in conns):
                     return i
             await anyio.sleep(0.1)
 
 
-async def test_bridge_moves_to_a_surviving_node_when_its_node_is_killed(cluster: list[EmbeddedServer], tmp_path: Path, root: str) -> None:
+async def test_bridge_moves_to_a_surviving_node_when_its_node_is_killed(
+    cluster: list[EmbeddedServer], tmp_path: Path, root: str
+) -> None:
     """SIGKILL of the bridge's node under load: the bridge reconnects to another node and every read-only call succeeds."""
     await wait_routes(cluster)
     files = tmp_path / "files"
@@ -136,13 +140,20 @@ async def test_bridge_moves_to_a_surviving_node_when_its_node_is_killed(cluster:
 
     try:
         with anyio.fail_after(120):
-            async with bridge_client(argv, mode="legacy", env=FAST_FAILOVER, message_handler=on_message) as client:
+            async with bridge_client(
+                argv, mode="legacy", env=FAST_FAILOVER, message_handler=on_message
+            ) as client:
                 # nats-py shuffles the URL list, so the bridge may be on any node: that node is "A".
                 a = await bridge_node(cluster)
                 for i in range(3):
                     if i != a:
                         r = Responders(cluster[i].url, root)
-                        r.start("fs", "--root", str(files), env={"MCP_NATS_AUDIT_SPOOL_DIR": str(tmp_path / "spool")})
+                        r.start(
+                            "fs",
+                            "--root",
+                            str(files),
+                            env={"MCP_NATS_AUDIT_SPOOL_DIR": str(tmp_path / "spool")},
+                        )
                         responders.append(r)
                 for r in responders:
                     await r.wait_instances("fs", 2)
@@ -174,8 +185,10 @@ async def test_bridge_moves_to_a_surviving_node_when_its_node_is_killed(cluster:
     finally:
         for r in responders:
             r.stop_all()
-    print(f"\ncluster: bridge on node {a}, SIGKILLed after 120 calls; moved to node {moved_to}; "  # noqa: T201 - the run's story, shown with -s
-          f"{after_kill} calls completed after the kill, {len(failures)} failed; the 480 calls took {t_load:.1f} s")
+    print(  # noqa: T201 - the run's story, shown with -s
+        f"\ncluster: bridge on node {a}, SIGKILLed after 120 calls; moved to node {moved_to}; "  # noqa: T201 - the run's story, shown with -s
+        f"{after_kill} calls completed after the kill, {len(failures)} failed; the 480 calls took {t_load:.1f} s"
+    )
     assert killed == a
     assert moved_to != a and cluster[moved_to].running
     assert done == 480 and after_kill >= 300
@@ -212,7 +225,9 @@ async def js_api(bus: Bus, subject: str, body: dict[str, Any] | None = None) -> 
 async def stream_cluster(bus: Bus, stream: str) -> dict[str, Any]:
     """The `cluster` part of the stream's info: leader, replicas (name, current)."""
     info = await js_api(bus, f"$JS.API.STREAM.INFO.{stream}")
-    assert info["config"]["num_replicas"] == 3, f"the audit stream must follow the cluster (R3), it has R{info['config']['num_replicas']}"
+    assert info["config"]["num_replicas"] == 3, (
+        f"the audit stream must follow the cluster (R3), it has R{info['config']['num_replicas']}"
+    )
     cluster: dict[str, Any] = info.get("cluster") or {}
     return cluster
 
@@ -244,7 +259,9 @@ async def move_stream_leader(bus: Bus, stream: str, target: str, timeout: float 
             if cluster["leader"] == target:
                 return
             try:
-                await js_api(bus, f"$JS.API.STREAM.LEADER.STEPDOWN.{stream}", {"placement": {"preferred": target}})
+                await js_api(
+                    bus, f"$JS.API.STREAM.LEADER.STEPDOWN.{stream}", {"placement": {"preferred": target}}
+                )
             except (AssertionError, BusError):
                 pass  # e.g. a step-down already in progress, or no answer during the election: look again
             await anyio.sleep(0.5)
@@ -252,7 +269,19 @@ async def move_stream_leader(bus: Bus, stream: str, target: str, timeout: float 
 
 def start_fs(r: Responders, files: Path, log: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
     """`mcp-nats serve fs` as Responders.start does, with stderr (its warnings) kept in `log`."""
-    argv = [MCP_NATS, "serve", "fs", "--url", r.url, "--subject-root", r.root, "--log-level", "warning", "--root", str(files)]
+    argv = [
+        MCP_NATS,
+        "serve",
+        "fs",
+        "--url",
+        r.url,
+        "--subject-root",
+        r.root,
+        "--log-level",
+        "warning",
+        "--root",
+        str(files),
+    ]
     with log.open("wb") as err:
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stderr=err, env=child_env(**env))
     r.procs.append(proc)
@@ -293,7 +322,10 @@ async def read_stored(bus: Bus, root: str) -> list[Stored]:
     seq = 1
     while True:
         batch = await js.get_batch(stream_name("audit", root), f"{root}.audit.>", seq=seq, batch=1000)
-        out.extend(Stored(record_decoder.decode(m.data), m.headers.get("Nats-Msg-Id", ""), m.time) for m in batch.messages)
+        out.extend(
+            Stored(record_decoder.decode(m.data), m.headers.get("Nats-Msg-Id", ""), m.time)
+            for m in batch.messages
+        )
         if not batch.messages or batch.pending == 0:
             return out
         seq = batch.messages[-1].seq + 1
@@ -325,7 +357,9 @@ async def test_no_audit_record_is_lost_when_the_audit_stream_leader_is_killed(
     workers = 8
     kill_after = 100
     await wait_routes(cluster)
-    await wait_meta_leader(cluster)  # responders create the audit stream at start: JetStream must answer by then
+    await wait_meta_leader(
+        cluster
+    )  # responders create the audit stream at start: JetStream must answer by then
     files = tmp_path / "files"
     files.mkdir()
     for i in range(calls):
@@ -354,7 +388,9 @@ async def test_no_audit_record_is_lost_when_the_audit_stream_leader_is_killed(
 
     try:
         with anyio.fail_after(240):
-            async with bridge_client(argv, mode="legacy", env=bridge_env, message_handler=on_message) as client:
+            async with bridge_client(
+                argv, mode="legacy", env=bridge_env, message_handler=on_message
+            ) as client:
                 a = await bridge_node(cluster)  # node "A": the bridge's, soon the stream leader's too
                 b = next(i for i in range(3) if i != a)
                 for i in range(3):
@@ -367,10 +403,14 @@ async def test_no_audit_record_is_lost_when_the_audit_stream_leader_is_killed(
                     await r.wait_instances("fs", 2)
                 await listed.wait()
                 async with connect(
-                    NatsSettings(url=cluster[b].url, root=root, connect_timeout=2.0), name="test", ident="t" + uuid.uuid4().hex[:8]
+                    NatsSettings(url=cluster[b].url, root=root, connect_timeout=2.0),
+                    name="test",
+                    ident="t" + uuid.uuid4().hex[:8],
                 ) as bus:
                     stream = stream_name("audit", root)  # what audit_stream(root, AuditSettings()) names it
-                    await wait_stream_ready(bus, stream)  # created by the responders (R3: the server INFO names a cluster)
+                    await wait_stream_ready(
+                        bus, stream
+                    )  # created by the responders (R3: the server INFO names a cluster)
                     await move_stream_leader(bus, stream, cluster[a].server_name)
 
                     async def worker(w: int) -> None:
@@ -394,12 +434,18 @@ async def test_no_audit_record_is_lost_when_the_audit_stream_leader_is_killed(
                             tg.start_soon(worker, w)
                     t_load = time.perf_counter() - t_load
                     t_audit = time.perf_counter()
-                    await wait_records(bus, root, len(succeeded), timeout=90)  # spooled records arrive as the spools replay
+                    await wait_records(
+                        bus, root, len(succeeded), timeout=90
+                    )  # spooled records arrive as the spools replay
                     t_audit = time.perf_counter() - t_audit
                     for r in responders:
-                        await anyio.to_thread.run_sync(r.stop_all)  # SIGTERM: drain, flush the audit log and the spool
+                        await anyio.to_thread.run_sync(
+                            r.stop_all
+                        )  # SIGTERM: drain, flush the audit log and the spool
                     codes = [p.returncode for r in responders for p in r.procs]
-                    new_leader = (await wait_stream_ready(bus, stream, current=1))["leader"]  # A is gone: leader + 1
+                    new_leader = (await wait_stream_ready(bus, stream, current=1))[
+                        "leader"
+                    ]  # A is gone: leader + 1
                     count, stored = await read_all(bus, root, len(succeeded))
     finally:
         for r in responders:
@@ -408,11 +454,15 @@ async def test_no_audit_record_is_lost_when_the_audit_stream_leader_is_killed(
     spooling = log_text().count("did not take a record")
     late = sum(1 for st in stored if st.lag > 1.0)
     left = {p.name: p.stat().st_size for p in spool.rglob("*.spool")} if spool.exists() else {}
-    print(f"\ncluster audit: bridge and stream leader on node {a} ({leader_at_kill}), SIGKILLed after {kill_after} calls; "  # noqa: T201 - the run's story, shown with -s
-          f"new leader {new_leader}; {len(succeeded)}/{calls} calls ok in {t_load:.1f} s; {count} records in the stream "
-          f"{t_audit:.1f} s later, {late} of them stored over 1 s after their call ended (spool replays); "
-          f"{spooling} spooling episodes in the responder logs; spool files left: {left or 'none'}")
-    assert killed == a and leader_at_kill == cluster[a].server_name, "the killed node must lead the audit stream"
+    print(  # noqa: T201 - the run's story, shown with -s
+        f"\ncluster audit: bridge and stream leader on node {a} ({leader_at_kill}), SIGKILLed after {kill_after} calls; "  # noqa: T201 - the run's story, shown with -s
+        f"new leader {new_leader}; {len(succeeded)}/{calls} calls ok in {t_load:.1f} s; {count} records in the stream "
+        f"{t_audit:.1f} s later, {late} of them stored over 1 s after their call ended (spool replays); "
+        f"{spooling} spooling episodes in the responder logs; spool files left: {left or 'none'}"
+    )
+    assert killed == a and leader_at_kill == cluster[a].server_name, (
+        "the killed node must lead the audit stream"
+    )
     assert new_leader != cluster[a].server_name
     assert failures == [], failures[:5]
     assert len(succeeded) == calls
@@ -424,13 +474,24 @@ async def test_no_audit_record_is_lost_when_the_audit_stream_leader_is_killed(
         per_path[int(Path(args.get("path", "-1.txt")).stem)] += 1
     lost = sorted(i for i in succeeded if per_path[i] == 0)
     doubled = sorted(i for i in succeeded if per_path[i] > 1)
-    assert not lost, f"{len(lost)} calls have no audit record, e.g. {lost[:10]}; spool files left: {left}\n{log_text()}"
+    assert not lost, (
+        f"{len(lost)} calls have no audit record, e.g. {lost[:10]}; spool files left: {left}\n{log_text()}"
+    )
     assert not doubled, f"{len(doubled)} calls have more than one record, e.g. {doubled[:10]}"
-    assert all(n == 1 for n in by_call.values()), f"call ids with more than one record: {[c for c, n in by_call.items() if n > 1][:10]}"
-    assert all(st.msg_id == st.record.callId for st in stored), "every record is stored under Nats-Msg-Id = its call id"
-    assert set(per_path) == succeeded, f"records for calls never made: {sorted(set(per_path) - succeeded)[:10]}"
+    assert all(n == 1 for n in by_call.values()), (
+        f"call ids with more than one record: {[c for c, n in by_call.items() if n > 1][:10]}"
+    )
+    assert all(st.msg_id == st.record.callId for st in stored), (
+        "every record is stored under Nats-Msg-Id = its call id"
+    )
+    assert set(per_path) == succeeded, (
+        f"records for calls never made: {sorted(set(per_path) - succeeded)[:10]}"
+    )
     assert count == len(records) == calls, f"stream count {count}, records read {len(records)}, calls {calls}"
-    assert all(r.service == "fs" and r.tool == "read_text_file" and r.outcome == "ok" and r.identity == client_name for r in records)
+    assert all(
+        r.service == "fs" and r.tool == "read_text_file" and r.outcome == "ok" and r.identity == client_name
+        for r in records
+    )
     prefixes = {r.callId.rsplit("-", 1)[0] for r in records}
     assert len(prefixes) == 1, f"one bridge made every call, so one call id prefix: {prefixes}"
     assert not left, f"records stranded in spool files: {left}"

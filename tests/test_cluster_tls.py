@@ -239,7 +239,10 @@ def test_route_certificates_serve_both_ends_and_follow_their_addresses(tmp_path:
         return {str(n.value) for n in alt}, set(eku)
 
     both = {ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH}
-    assert names_and_usages("n1") == ({"n1", "localhost", "127.0.0.1", "::1", "10.0.0.1", "db1.example"}, both)
+    assert names_and_usages("n1") == (
+        {"n1", "localhost", "127.0.0.1", "::1", "10.0.0.1", "db1.example"},
+        both,
+    )
     assert names_and_usages("n2") == ({"n2", "localhost", "127.0.0.1", "::1"}, both)
     assert ensure(files, [], verify=False, routes=routes) == []  # unchanged: nothing re-issued
     assert ensure(files, [], verify=False, routes={"n2": ["10.0.0.2"]}) == ["mcp-nats route n2"]

@@ -27,17 +27,27 @@ async def test_list_and_call_fs_tools_in_both_eras(
             assert client.protocol_version == ("2026-07-28" if mode == "auto" else "2025-11-25")
             tools = (await client.list_tools()).tools
             names = {t.name for t in tools}
-            assert {"fs_read_text_file", "fs_list_directory", "fs_get_file_info", "fs_write_file", "fs_list_allowed_directories"} <= names
+            assert {
+                "fs_read_text_file",
+                "fs_list_directory",
+                "fs_get_file_info",
+                "fs_write_file",
+                "fs_list_allowed_directories",
+            } <= names
             read = next(t for t in tools if t.name == "fs_read_text_file")
             assert read.annotations is not None and read.annotations.read_only_hint is True
             assert read.input_schema["properties"]["path"]["type"] == "string"
 
-            result = await client.call_tool("fs_read_text_file", {"path": str(tmp_path / "hello.txt"), "head": 2})
+            result = await client.call_tool(
+                "fs_read_text_file", {"path": str(tmp_path / "hello.txt"), "head": 2}
+            )
             assert not result.is_error
             assert result.content[0].text == "line1\nline2\n"  # type: ignore[union-attr]
             assert result.structured_content == {"content": "line1\nline2\n"}
 
-            written = await client.call_tool("fs_write_file", {"path": "new.txt", "content": "made over NATS"})
+            written = await client.call_tool(
+                "fs_write_file", {"path": "new.txt", "content": "made over NATS"}
+            )
             assert not written.is_error
             assert (tmp_path / "new.txt").read_text() == "made over NATS"
 
@@ -45,7 +55,9 @@ async def test_list_and_call_fs_tools_in_both_eras(
             assert listing.content[0].text.splitlines() == ["[FILE] hello.txt", "[FILE] new.txt"]  # type: ignore[union-attr]
 
 
-async def test_bad_argument_is_a_tool_error_naming_the_field(responders: Responders, bridge_argv: list[str], tmp_path: Path) -> None:
+async def test_bad_argument_is_a_tool_error_naming_the_field(
+    responders: Responders, bridge_argv: list[str], tmp_path: Path
+) -> None:
     """A wrong argument type comes back as isError naming the argument; an unknown tool is -32602."""
     responders.start("fs", "--fs-root", str(tmp_path))
     await responders.wait_instances("fs", 1)

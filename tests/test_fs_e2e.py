@@ -28,7 +28,13 @@ pytestmark = pytest.mark.anyio
 
 SECRET = "TOP-SECRET-never-in-a-reply"
 VICTIM = "victim content outside the root"
-PNG = b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + b"IHDR" + struct.pack(">IIBBBBB", 1, 1, 8, 6, 0, 0, 0) + b"\0\0\0\0"
+PNG = (
+    b"\x89PNG\r\n\x1a\n"
+    + struct.pack(">I", 13)
+    + b"IHDR"
+    + struct.pack(">IIBBBBB", 1, 1, 8, 6, 0, 0, 0)
+    + b"\0\0\0\0"
+)
 
 
 @dataclass
@@ -107,40 +113,116 @@ def attacks(lay: Layout) -> list[Attack]:
         Attack("symlink file read", "read_text_file", {"path": "link-file"}, "through a symlink"),
         Attack("symlink file media", "read_media_file", {"path": "link-file"}, "through a symlink"),
         Attack("symlink file info", "get_file_info", {"path": "link-file"}, "through a symlink"),
-        Attack("symlink file multi", "read_multiple_files", {"paths": ["five.txt", "link-file"]}, "Error - access denied", error=False),
+        Attack(
+            "symlink file multi",
+            "read_multiple_files",
+            {"paths": ["five.txt", "link-file"]},
+            "Error - access denied",
+            error=False,
+        ),
         Attack("symlink dir read", "read_text_file", {"path": "link-dir/secret.txt"}, "through a symlink"),
         Attack("symlink dir list", "list_directory", {"path": "link-dir"}, "through a symlink"),
         Attack("symlink dir tree", "directory_tree", {"path": "link-dir"}, "through a symlink"),
-        Attack("symlink dir search", "search_files", {"path": "link-dir", "pattern": "*"}, "through a symlink"),
-        Attack("symlink dir grep", "grep_files", {"path": "link-dir", "pattern": "SECRET"}, "through a symlink"),
+        Attack(
+            "symlink dir search", "search_files", {"path": "link-dir", "pattern": "*"}, "through a symlink"
+        ),
+        Attack(
+            "symlink dir grep", "grep_files", {"path": "link-dir", "pattern": "SECRET"}, "through a symlink"
+        ),
         Attack("symlink dir mkdir", "create_directory", {"path": "link-dir/new/deeper"}, "through a symlink"),
         Attack("symlink dir write", "write_file", {"path": "link-dir/new.txt", "content": "x"}, "outside"),
-        Attack("planted link write_file", "write_file", {"path": "trap", "content": "pwned"}, "through a symlink"),
-        Attack("planted link edit_file", "edit_file", {"path": "trap", "edits": [{"oldText": "victim", "newText": "pwned"}]}, "through a symlink"),
-        Attack("planted link copy_file", "copy_file", {"source": "five.txt", "destination": "trap", "overwrite": True}, "through a symlink"),
-        Attack("planted link move_file", "move_file", {"source": "five.txt", "destination": "trap"}, "through a symlink"),
+        Attack(
+            "planted link write_file", "write_file", {"path": "trap", "content": "pwned"}, "through a symlink"
+        ),
+        Attack(
+            "planted link edit_file",
+            "edit_file",
+            {"path": "trap", "edits": [{"oldText": "victim", "newText": "pwned"}]},
+            "through a symlink",
+        ),
+        Attack(
+            "planted link copy_file",
+            "copy_file",
+            {"source": "five.txt", "destination": "trap", "overwrite": True},
+            "through a symlink",
+        ),
+        Attack(
+            "planted link move_file",
+            "move_file",
+            {"source": "five.txt", "destination": "trap"},
+            "through a symlink",
+        ),
         Attack("dangling link write_file", "write_file", {"path": "dangling", "content": "pwned"}, "symlink"),
-        Attack("dangling link copy_file", "copy_file", {"source": "five.txt", "destination": "dangling"}, "symlink"),
-        Attack("move source outside", "move_file", {"source": f"{o}/secret.txt", "destination": "stolen.txt"}, out),
-        Attack("copy source outside", "copy_file", {"source": "link-file", "destination": "stolen.txt"}, "through a symlink"),
-        Attack("move destination outside", "move_file", {"source": "five.txt", "destination": f"{o}/moved.txt"}, out),
+        Attack(
+            "dangling link copy_file",
+            "copy_file",
+            {"source": "five.txt", "destination": "dangling"},
+            "symlink",
+        ),
+        Attack(
+            "move source outside",
+            "move_file",
+            {"source": f"{o}/secret.txt", "destination": "stolen.txt"},
+            out,
+        ),
+        Attack(
+            "copy source outside",
+            "copy_file",
+            {"source": "link-file", "destination": "stolen.txt"},
+            "through a symlink",
+        ),
+        Attack(
+            "move destination outside",
+            "move_file",
+            {"source": "five.txt", "destination": f"{o}/moved.txt"},
+            out,
+        ),
         Attack("NUL read", "read_text_file", {"path": "five.txt\x00.png"}, "NUL"),
         Attack("NUL write", "write_file", {"path": "x\x00y", "content": "x"}, "NUL"),
         Attack("NUL delete", "delete_file", {"path": "five.txt\x00", "confirm": True}, "NUL"),
         Attack("long component", "read_text_file", {"path": "a" * 300}, "too long"),
         Attack("long path", "read_text_file", {"path": "/".join(["b" * 200] * 30)}, "no such file"),
-        Attack("long path under the root", "read_text_file", {"path": r + "/" + "/".join(["sub"] * 2000)}, "no such file"),
+        Attack(
+            "long path under the root",
+            "read_text_file",
+            {"path": r + "/" + "/".join(["sub"] * 2000)},
+            "no such file",
+        ),
         Attack("long write", "write_file", {"path": "c" * 5000, "content": "x"}, "too long"),
         Attack("read-only write", "write_file", {"path": f"{ro}/new.txt", "content": "x"}, "read-only"),
-        Attack("read-only overwrite", "write_file", {"path": f"{ro}/readme.txt", "content": "x"}, "read-only"),
-        Attack("read-only edit", "edit_file", {"path": f"{ro}/readme.txt", "edits": [{"oldText": "read", "newText": "x"}]}, "read-only"),
+        Attack(
+            "read-only overwrite", "write_file", {"path": f"{ro}/readme.txt", "content": "x"}, "read-only"
+        ),
+        Attack(
+            "read-only edit",
+            "edit_file",
+            {"path": f"{ro}/readme.txt", "edits": [{"oldText": "read", "newText": "x"}]},
+            "read-only",
+        ),
         Attack("read-only mkdir", "create_directory", {"path": f"{ro}/d"}, "read-only"),
-        Attack("read-only move out", "move_file", {"source": f"{ro}/readme.txt", "destination": "taken.txt"}, "read-only"),
+        Attack(
+            "read-only move out",
+            "move_file",
+            {"source": f"{ro}/readme.txt", "destination": "taken.txt"},
+            "read-only",
+        ),
         Attack("read-only delete", "delete_file", {"path": f"{ro}/readme.txt", "confirm": True}, "read-only"),
         Attack("delete without confirm", "delete_file", {"path": "five.txt"}, "confirm: true"),
-        Attack("delete dir without recursive", "delete_file", {"path": "sub", "confirm": True}, "recursive: true"),
-        Attack("delete a root", "delete_file", {"path": r, "confirm": True, "recursive": True}, "allowed directory itself"),
-        Attack("delete root by dot", "delete_file", {"path": ".", "confirm": True, "recursive": True}, "allowed directory itself"),
+        Attack(
+            "delete dir without recursive", "delete_file", {"path": "sub", "confirm": True}, "recursive: true"
+        ),
+        Attack(
+            "delete a root",
+            "delete_file",
+            {"path": r, "confirm": True, "recursive": True},
+            "allowed directory itself",
+        ),
+        Attack(
+            "delete root by dot",
+            "delete_file",
+            {"path": ".", "confirm": True, "recursive": True},
+            "allowed directory itself",
+        ),
         Attack("non-UTF-8 name as shown", "read_text_file", {"path": "bad\\xffname.txt"}, "no such file"),
     ]
 
@@ -163,7 +245,9 @@ async def test_attack_table_is_refused_and_nothing_outside_is_read_or_changed(
                 if a.says not in text:
                     failures.append(f"{a.name}: expected {a.says!r} in {text[:200]!r}")
                 if a.error and len(text) > 600:
-                    failures.append(f"{a.name}: a refusal should be one short sentence, got {len(text)} characters")
+                    failures.append(
+                        f"{a.name}: a refusal should be one short sentence, got {len(text)} characters"
+                    )
                 if SECRET in text or SECRET in repr(result.structured_content) or "Traceback" in text:
                     failures.append(f"{a.name}: leaked: {text[:200]}")
             # walks that start inside the root skip whatever leads out of it
@@ -184,10 +268,14 @@ async def test_attack_table_is_refused_and_nothing_outside_is_read_or_changed(
     assert (layout.outside / "victim.txt").read_text() == VICTIM
     assert not (layout.outside / "created-through-link.txt").exists()
     assert not (layout.root / "stolen.txt").exists() and not (layout.root / "taken.txt").exists()
-    assert (layout.root / "five.txt").read_text().startswith("one") and (layout.root / "sub" / "code.py").exists()
+    assert (layout.root / "five.txt").read_text().startswith("one") and (
+        layout.root / "sub" / "code.py"
+    ).exists()
 
 
-async def test_non_utf8_names_list_and_read_cleanly(layout: Layout, responders: Responders, bridge_argv: list[str]) -> None:
+async def test_non_utf8_names_list_and_read_cleanly(
+    layout: Layout, responders: Responders, bridge_argv: list[str]
+) -> None:
     """A file whose name is not UTF-8 is listed with a \\xNN escape (no crash, valid JSON), and the escaped name reads as 'no such file'."""
     responders.start("fs", "--fs-root", str(layout.root))
     await responders.wait_instances("fs", 1)
@@ -202,7 +290,9 @@ async def test_non_utf8_names_list_and_read_cleanly(layout: Layout, responders: 
             assert not found.is_error and "bad\\xffname.txt:1:latin name" in text_of(found)
 
 
-async def test_tools_through_the_bridge(layout: Layout, responders: Responders, bridge_argv: list[str]) -> None:
+async def test_tools_through_the_bridge(
+    layout: Layout, responders: Responders, bridge_argv: list[str]
+) -> None:
     """Edits with a diff, dry runs, the byte cap, grep, media, copy/move/delete and their structured results work through NATS."""
     root = layout.root
     (root / "pic.png").write_bytes(PNG)
@@ -212,45 +302,90 @@ async def test_tools_through_the_bridge(layout: Layout, responders: Responders, 
     with anyio.fail_after(60):
         async with bridge_client(bridge_argv, mode="legacy") as client:
             tools = {t.name: t for t in (await client.list_tools()).tools}
-            assert {"fs_grep_files", "fs_edit_file", "fs_delete_file", "fs_copy_file", "fs_read_media_file"} <= set(tools)
+            assert {
+                "fs_grep_files",
+                "fs_edit_file",
+                "fs_delete_file",
+                "fs_copy_file",
+                "fs_read_media_file",
+            } <= set(tools)
             assert tools["fs_grep_files"].output_schema is not None
-            assert tools["fs_delete_file"].annotations is not None and tools["fs_delete_file"].annotations.destructive_hint is True
+            assert (
+                tools["fs_delete_file"].annotations is not None
+                and tools["fs_delete_file"].annotations.destructive_hint is True
+            )
 
             cut = await client.call_tool("fs_read_text_file", {"path": "big.txt"})
             assert cut.structured_content == {
-                "content": "".join(f"{i:04d}\n" for i in range(20)) + "\n[truncated at the fs read cap (100 bytes); continue with offset=20]",
+                "content": "".join(f"{i:04d}\n" for i in range(20))
+                + "\n[truncated at the fs read cap (100 bytes); continue with offset=20]",
                 "truncated": True,
                 "nextOffset": 20,
             }
-            ranged = await client.call_tool("fs_read_text_file", {"path": "big.txt", "offset": 20, "limit": 2})
+            ranged = await client.call_tool(
+                "fs_read_text_file", {"path": "big.txt", "offset": 20, "limit": 2}
+            )
             assert text_of(ranged) == "0020\n0021\n"
 
-            preview = await client.call_tool("fs_edit_file", {"path": "sub/code.py", "edits": [{"oldText": "return 1", "newText": "return 2"}], "dryRun": True})
+            preview = await client.call_tool(
+                "fs_edit_file",
+                {
+                    "path": "sub/code.py",
+                    "edits": [{"oldText": "return 1", "newText": "return 2"}],
+                    "dryRun": True,
+                },
+            )
             assert not preview.is_error and "-    return 1\n+    return 2" in text_of(preview)
             assert (root / "sub" / "code.py").read_text() == "def f():\n    return 1\n"
-            edit = await client.call_tool("fs_edit_file", {"path": "sub/code.py", "edits": [{"oldText": "def f():\nreturn 1", "newText": "def f():\n    return 3"}]})
-            assert not edit.is_error and isinstance(edit.structured_content, dict) and edit.structured_content["dryRun"] is False
+            edit = await client.call_tool(
+                "fs_edit_file",
+                {
+                    "path": "sub/code.py",
+                    "edits": [{"oldText": "def f():\nreturn 1", "newText": "def f():\n    return 3"}],
+                },
+            )
+            assert (
+                not edit.is_error
+                and isinstance(edit.structured_content, dict)
+                and edit.structured_content["dryRun"] is False
+            )
             assert (root / "sub" / "code.py").read_text() == "def f():\n    return 3\n"
 
             grep = await client.call_tool("fs_grep_files", {"path": ".", "pattern": "return", "context": 1})
             assert not grep.is_error and isinstance(grep.structured_content, dict)
-            assert [(m["line"], m["before"]) for m in grep.structured_content["matches"]] == [(2, ["def f():"])]
+            assert [(m["line"], m["before"]) for m in grep.structured_content["matches"]] == [
+                (2, ["def f():"])
+            ]
 
             media = await client.call_tool("fs_read_media_file", {"path": "pic.png"})
             [img] = media.content
-            assert isinstance(img, ImageContent) and img.mime_type == "image/png" and base64.b64decode(img.data) == PNG
+            assert (
+                isinstance(img, ImageContent)
+                and img.mime_type == "image/png"
+                and base64.b64decode(img.data) == PNG
+            )
 
-            assert not (await client.call_tool("fs_copy_file", {"source": "five.txt", "destination": "copy.txt"})).is_error
+            assert not (
+                await client.call_tool("fs_copy_file", {"source": "five.txt", "destination": "copy.txt"})
+            ).is_error
             again = await client.call_tool("fs_copy_file", {"source": "five.txt", "destination": "copy.txt"})
             assert again.is_error and "overwrite" in text_of(again)
-            assert not (await client.call_tool("fs_move_file", {"source": "copy.txt", "destination": "sub/moved.txt"})).is_error
+            assert not (
+                await client.call_tool("fs_move_file", {"source": "copy.txt", "destination": "sub/moved.txt"})
+            ).is_error
             assert not (await client.call_tool("fs_create_directory", {"path": "x/y/z"})).is_error
             gone = await client.call_tool("fs_delete_file", {"path": "x", "confirm": True, "recursive": True})
             assert not gone.is_error
-            assert (root / "sub" / "moved.txt").exists() and not (root / "copy.txt").exists() and not (root / "x").exists()
+            assert (
+                (root / "sub" / "moved.txt").exists()
+                and not (root / "copy.txt").exists()
+                and not (root / "x").exists()
+            )
 
 
-async def test_read_only_roots_expose_no_write_tools(layout: Layout, responders: Responders, bridge_argv: list[str]) -> None:
+async def test_read_only_roots_expose_no_write_tools(
+    layout: Layout, responders: Responders, bridge_argv: list[str]
+) -> None:
     """A service started with only :ro roots lists no write tool, so a client cannot even try one."""
     responders.start("fs", "--fs-root", f"{layout.root}:ro")
     await responders.wait_instances("fs", 1)
@@ -258,7 +393,14 @@ async def test_read_only_roots_expose_no_write_tools(layout: Layout, responders:
         async with bridge_client(bridge_argv, mode="legacy") as client:
             names = {t.name for t in (await client.list_tools()).tools}
             assert "fs_read_text_file" in names and "fs_grep_files" in names
-            assert not names & {"fs_write_file", "fs_edit_file", "fs_create_directory", "fs_move_file", "fs_copy_file", "fs_delete_file"}
+            assert not names & {
+                "fs_write_file",
+                "fs_edit_file",
+                "fs_create_directory",
+                "fs_move_file",
+                "fs_copy_file",
+                "fs_delete_file",
+            }
             allowed = await client.call_tool("fs_list_allowed_directories", {})
             assert text_of(allowed) == f"Allowed directories:\n{layout.root} (read-only)"
 
@@ -277,7 +419,9 @@ READ_CALLS: list[tuple[str, dict[str, Any]]] = [
 ]
 
 
-async def test_two_instances_give_the_same_answers(layout: Layout, responders: Responders, bus: Bus, root: str) -> None:
+async def test_two_instances_give_the_same_answers(
+    layout: Layout, responders: Responders, bus: Bus, root: str
+) -> None:
     """Two fs processes serving the same roots answer every read tool with identical bodies (told apart by Mcp-Instance)."""
     for _ in range(2):
         responders.start("fs", "--fs-root", str(layout.root))
@@ -286,7 +430,9 @@ async def test_two_instances_give_the_same_answers(layout: Layout, responders: R
         for tool, args in READ_CALLS:
             bodies: dict[str, set[bytes]] = {}
             body = msgspec.json.encode({"name": tool, "arguments": args})
-            for i in range(40):  # several calls each, until both instances have answered (queue-group spread is random)
+            for i in range(
+                40
+            ):  # several calls each, until both instances have answered (queue-group spread is random)
                 msg = await bus.request(f"{root}.fs.tools.call.{tool}", body, timeout=10)
                 bodies.setdefault((msg.headers or {})[h.INSTANCE], set()).add(msg.data)
                 if i >= 5 and len(bodies) == 2:

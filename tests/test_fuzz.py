@@ -38,16 +38,38 @@ FUZZ = settings(
     max_examples=EXAMPLES,
     deadline=None,
     database=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large],
+    suppress_health_check=[
+        HealthCheck.function_scoped_fixture,
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+    ],
 )
 
-TOOLS = ["read_text_file", "read_multiple_files", "list_directory", "directory_tree", "search_files", "grep_files", "get_file_info", "x", "_"]
+TOOLS = [
+    "read_text_file",
+    "read_multiple_files",
+    "list_directory",
+    "directory_tree",
+    "search_files",
+    "grep_files",
+    "get_file_info",
+    "x",
+    "_",
+]
 METHODS = ["ping", "initialize", "tools/list", "tools/call", "resources/list", "resources/read", "prompts/list", "prompts/get",
            "completion/complete", "resources/subscribe", "logging/setLevel", "notifications/cancelled", "notifications/initialized"]  # fmt: skip
 
-json_leaf = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.text(max_size=40))
-json_value = st.recursive(json_leaf, lambda c: st.lists(c, max_size=4) | st.dictionaries(st.text(max_size=10), c, max_size=4), max_leaves=20)
-ids = st.one_of(st.integers(-(2**63), 2**63), st.text(max_size=20), st.none(), st.floats(allow_nan=False), st.booleans())
+json_leaf = st.one_of(
+    st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.text(max_size=40)
+)
+json_value = st.recursive(
+    json_leaf,
+    lambda c: st.lists(c, max_size=4) | st.dictionaries(st.text(max_size=10), c, max_size=4),
+    max_leaves=20,
+)
+ids = st.one_of(
+    st.integers(-(2**63), 2**63), st.text(max_size=20), st.none(), st.floats(allow_nan=False), st.booleans()
+)
 
 
 @st.composite
@@ -88,7 +110,14 @@ class Bridge:
 
     def __init__(self, argv: list[str], cwd: Path) -> None:
         self.stderr = (cwd / "bridge.stderr").open("wb")
-        self.proc = subprocess.Popen([MCP_NATS, *argv], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr, env=child_env(), cwd=cwd)
+        self.proc = subprocess.Popen(
+            [MCP_NATS, *argv],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.stderr,
+            env=child_env(),
+            cwd=cwd,
+        )
         self.lines: queue.Queue[bytes | None] = queue.Queue()
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
@@ -171,7 +200,9 @@ def test_fuzzed_stdin_never_crashes_or_hangs_the_bridge(bridge: Bridge, files: P
         bridge.send(line)
         probe = "p" + uuid.uuid4().hex
         call = {"name": "fs_read_text_file", "arguments": {"path": str(files / "a.txt")}}
-        bridge.send(json.dumps({"jsonrpc": "2.0", "id": probe, "method": "tools/call", "params": call}).encode())
+        bridge.send(
+            json.dumps({"jsonrpc": "2.0", "id": probe, "method": "tools/call", "params": call}).encode()
+        )
         reply = bridge.until(probe)[-1]
         assert "alpha" in json.dumps(reply.get("result")), reply
 
@@ -185,7 +216,11 @@ class BusLoop:
 
     def __init__(self, url: str, root: str) -> None:
         self.loop = asyncio.new_event_loop()
-        self._cm = connect(NatsSettings(url=url, root=root, connect_timeout=2.0), name="fuzz", ident="fz" + uuid.uuid4().hex[:8])
+        self._cm = connect(
+            NatsSettings(url=url, root=root, connect_timeout=2.0),
+            name="fuzz",
+            ident="fz" + uuid.uuid4().hex[:8],
+        )
         self.bus: Bus = self.loop.run_until_complete(self._cm.__aenter__())
 
     def run(self, coro: Any) -> Any:
@@ -201,12 +236,22 @@ header_names = st.sampled_from(["Mcp-Deadline", "Mcp-Call-Id", "Mcp-Heartbeat", 
 header_values = st.text(st.characters(blacklist_categories=["Cc", "Cs"]), max_size=60)
 
 
-def test_fuzzed_request_bodies_never_crash_or_hang_a_responder(fs_up: Responders, nats_server: EmbeddedServer, files: Path) -> None:
+def test_fuzzed_request_bodies_never_crash_or_hang_a_responder(
+    fs_up: Responders, nats_server: EmbeddedServer, files: Path
+) -> None:
     """Any body and headers on any fs subject get an answer (or a bus error) within the bound, and a valid
     call right after still succeeds; the responder stays up with bounded memory."""
     b = BusLoop(nats_server.url, fs_up.root)
     s = b.bus.subjects
-    ops = ["tools.list", "discover", "resources.list", "resources.read", "resources.templates.list", "prompts.list", "completion.complete"]
+    ops = [
+        "tools.list",
+        "discover",
+        "resources.list",
+        "resources.read",
+        "resources.templates.list",
+        "prompts.list",
+        "completion.complete",
+    ]
     good = msgspec.json.encode({"name": "read_text_file", "arguments": {"path": str(files / "a.txt")}})
 
     async def ask(subject: str, body: bytes, headers: dict[str, str] | None) -> None:

@@ -41,7 +41,12 @@ def test_every_server_config_parses(conf: Path, request: pytest.FixtureRequest) 
     """`nats-server -t -c` accepts every .conf under infra/ (a TLS one with the certificates `auth init --tls` made)."""
     cwd = request.getfixturevalue("tls_dir") if TLS_FILES in conf.read_text() else None
     r = subprocess.run(
-        [find_binary(), "-t", "-c", str(conf)], cwd=cwd, capture_output=True, text=True, timeout=30, check=False
+        [find_binary(), "-t", "-c", str(conf)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
     )
     assert r.returncode == 0, r.stdout + r.stderr
 
@@ -53,14 +58,22 @@ def test_a_tls_config_whose_route_certificate_is_missing_is_refused(tls_dir: Pat
     shutil.copytree(tls_dir / "auth", tmp_path / "auth")
     (tmp_path / "auth" / "tls" / "routes" / "n2.pem").unlink()
     conf = INFRA / "cluster-3-tls" / "n2.conf"
-    r = subprocess.run([find_binary(), "-t", "-c", str(conf)], cwd=tmp_path, capture_output=True, timeout=30, check=False)
+    r = subprocess.run(
+        [find_binary(), "-t", "-c", str(conf)], cwd=tmp_path, capture_output=True, timeout=30, check=False
+    )
     assert r.returncode != 0
 
 
 def test_there_are_configs_for_single_cluster_and_compose() -> None:
     """The single node, the 3-node cluster (plain and with TLS routes) and the compose cluster all have configs."""
     names = {str(c.relative_to(INFRA)) for c in CONFIGS}
-    assert {"single.conf", "cluster-3/n1.conf", "cluster-3-tls/n1.conf", "compose/nats/n1.conf", "compose/nats/n3.conf"} <= names
+    assert {
+        "single.conf",
+        "cluster-3/n1.conf",
+        "cluster-3-tls/n1.conf",
+        "compose/nats/n1.conf",
+        "compose/nats/n3.conf",
+    } <= names
 
 
 def _unit(path: Path) -> dict[str, dict[str, list[str]]]:

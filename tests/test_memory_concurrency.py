@@ -30,13 +30,19 @@ async def call(bus: Bus, tool: str, arguments: Any) -> dict[str, Any]:
     return result
 
 
-async def test_fifty_clients_on_four_instances_add_every_observation_exactly_once(responders: Responders, bus: Bus) -> None:
+async def test_fifty_clients_on_four_instances_add_every_observation_exactly_once(
+    responders: Responders, bus: Bus
+) -> None:
     """50 concurrent clients add observations to the same 5 entities through 4 instances; afterwards every observation
     is present exactly once, and each shared one is reported added by exactly one client."""
     for _ in range(INSTANCES):
         responders.start("memory")
     await responders.wait_instances("memory", INSTANCES)
-    await call(bus, "create_entities", {"entities": [{"name": n, "entityType": "topic", "observations": []} for n in ENTITIES]})
+    await call(
+        bus,
+        "create_entities",
+        {"entities": [{"name": n, "entityType": "topic", "observations": []} for n in ENTITIES]},
+    )
 
     reported: Counter[tuple[str, str]] = Counter()
 
@@ -54,7 +60,9 @@ async def test_fifty_clients_on_four_instances_add_every_observation_exactly_onc
         graph = (await call(bus, "read_graph", {}))["structuredContent"]
         stats = await bus.scatter(f"$SRV.STATS.{bus.subjects.root}-memory", idle=0.2, limit=2.0)
 
-    expected = {f"c{c}-r{r}" for c in range(CLIENTS) for r in range(ROUNDS)} | {f"common-r{r}" for r in range(ROUNDS)}
+    expected = {f"c{c}-r{r}" for c in range(CLIENTS) for r in range(ROUNDS)} | {
+        f"common-r{r}" for r in range(ROUNDS)
+    }
     assert [e["name"] for e in graph["entities"]] == ENTITIES
     for entity in graph["entities"]:
         obs = entity["observations"]
@@ -63,6 +71,13 @@ async def test_fifty_clients_on_four_instances_add_every_observation_exactly_onc
     assert all(n == 1 for n in reported.values()), "an observation was reported added by two clients"
     assert len(reported) == len(ENTITIES) * len(expected)
     served = [
-        next(e["num_requests"] for e in msgspec.json.decode(s.data)["endpoints"] if e["name"] == "add_observations") for s in stats
+        next(
+            e["num_requests"]
+            for e in msgspec.json.decode(s.data)["endpoints"]
+            if e["name"] == "add_observations"
+        )
+        for s in stats
     ]
-    assert len(served) == INSTANCES and all(n > 0 for n in served), f"every instance should have taken writes: {served}"
+    assert len(served) == INSTANCES and all(n > 0 for n in served), (
+        f"every instance should have taken writes: {served}"
+    )

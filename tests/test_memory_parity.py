@@ -18,7 +18,9 @@ from .e2e_helpers import bridge_client
 
 pytestmark = pytest.mark.anyio
 
-TRANSCRIPT = json.loads((Path(__file__).parent / "responders" / "services" / "memory" / "reference_transcript.json").read_text())
+TRANSCRIPT = json.loads(
+    (Path(__file__).parent / "responders" / "services" / "memory" / "reference_transcript.json").read_text()
+)
 
 
 async def call(bus: Bus, tool: str, arguments: Any) -> dict[str, Any]:
@@ -41,7 +43,9 @@ async def test_a_recorded_reference_session_replays_identically(responders: Resp
             assert got["content"][0]["text"] == step["text"], where
             if step["structuredContent"] is not None:
                 assert got["structuredContent"] == step["structuredContent"], where
-        reply = await bus.request(f"{bus.subjects.root}.memory.resources.read", b'{"uri":"memory://knowledge-graph"}', timeout=10)
+        reply = await bus.request(
+            f"{bus.subjects.root}.memory.resources.read", b'{"uri":"memory://knowledge-graph"}', timeout=10
+        )
     (contents,) = msgspec.json.decode(reply.data)["contents"]
     assert contents["mimeType"] == TRANSCRIPT["resource"]["mimeType"]
     assert contents["text"] == TRANSCRIPT["resource"]["text"]
@@ -51,17 +55,23 @@ async def test_tools_and_resource_are_listed_like_the_reference(responders: Resp
     """The nine tools have the reference's names, titles, descriptions, annotations and arguments; the graph resource is listed."""
     responders.start("memory")
     await responders.wait_instances("memory", 1)
-    listed = msgspec.json.decode((await bus.request(f"{bus.subjects.root}.memory.tools.list", b"{}", timeout=5)).data)["tools"]
+    listed = msgspec.json.decode(
+        (await bus.request(f"{bus.subjects.root}.memory.tools.list", b"{}", timeout=5)).data
+    )["tools"]
     ours = {t["name"]: t for t in listed}
     for ref in TRANSCRIPT["tools"]:
         tool = ours[ref["name"]]
         assert (tool["title"], tool["description"], tool["annotations"]) == (
-            ref["title"], ref["description"], {"title": ref["title"], **ref["annotations"]}
+            ref["title"],
+            ref["description"],
+            {"title": ref["title"], **ref["annotations"]},
         ), ref["name"]
         assert set(ref["input"]) <= set(tool["inputSchema"]["properties"]), ref["name"]
         assert set(tool["inputSchema"].get("required", [])) == set(ref["input"]), ref["name"]
     assert len(ours) == len(TRANSCRIPT["tools"])
-    resources = msgspec.json.decode((await bus.request(f"{bus.subjects.root}.memory.resources.list", b"{}", timeout=5)).data)
+    resources = msgspec.json.decode(
+        (await bus.request(f"{bus.subjects.root}.memory.resources.list", b"{}", timeout=5)).data
+    )
     assert [(r["uri"], r["name"], r["title"], r["mimeType"]) for r in resources["resources"]] == [
         ("memory://knowledge-graph", "knowledge-graph", "Knowledge Graph", "application/json")
     ]
@@ -72,9 +82,15 @@ async def test_read_graph_pages_cover_the_graph_exactly_once(responders: Respond
     responders.start("memory")
     await responders.wait_instances("memory", 1)
     names = [f"n{i:02d}" for i in range(25)]
-    await call(bus, "create_entities", {"entities": [{"name": n, "entityType": "node", "observations": [n]} for n in names]})
+    await call(
+        bus,
+        "create_entities",
+        {"entities": [{"name": n, "entityType": "node", "observations": [n]} for n in names]},
+    )
     rels = [{"from": names[i], "to": names[(i + 1) % 25], "relationType": "next"} for i in range(25)]
-    rels.append({"from": "ghost", "to": "n00", "relationType": "haunts"})  # a dangling relation, allowed as in the reference
+    rels.append(
+        {"from": "ghost", "to": "n00", "relationType": "haunts"}
+    )  # a dangling relation, allowed as in the reference
     await call(bus, "create_relations", {"relations": rels})
     whole = (await call(bus, "read_graph", {}))["structuredContent"]
     seen_entities: list[str] = []
@@ -91,26 +107,44 @@ async def test_read_graph_pages_cover_the_graph_exactly_once(responders: Respond
             if cursor is None:
                 break
     assert seen_entities == [e["name"] for e in whole["entities"]] == names
-    assert sorted(map(str, seen_relations)) == sorted(map(str, whole["relations"])) and len(seen_relations) == 26
+    assert (
+        sorted(map(str, seen_relations)) == sorted(map(str, whole["relations"])) and len(seen_relations) == 26
+    )
     bad = await call(bus, "read_graph", {"limit": 5, "cursor": "not-a-cursor"})
     assert bad["isError"] is True and "invalid cursor" in bad["content"][0]["text"]
 
 
-async def test_search_ranks_by_relevance_and_matches_words_in_any_order(responders: Responders, bus: Bus) -> None:
+async def test_search_ranks_by_relevance_and_matches_words_in_any_order(
+    responders: Responders, bus: Bus
+) -> None:
     """A name match ranks above type and observation matches; several words match in any order, as tokens."""
     responders.start("memory")
     await responders.wait_instances("memory", 1)
-    await call(bus, "create_entities", {"entities": [
-        {"name": "Notes", "entityType": "document", "observations": ["mentions python once"]},
-        {"name": "Python", "entityType": "language", "observations": ["created by Guido"]},
-        {"name": "Guido van Rossum", "entityType": "person", "observations": ["wrote Python", "python BDFL", "likes python"]},
-        {"name": "Rust", "entityType": "language", "observations": []},
-    ]})
+    await call(
+        bus,
+        "create_entities",
+        {
+            "entities": [
+                {"name": "Notes", "entityType": "document", "observations": ["mentions python once"]},
+                {"name": "Python", "entityType": "language", "observations": ["created by Guido"]},
+                {
+                    "name": "Guido van Rossum",
+                    "entityType": "person",
+                    "observations": ["wrote Python", "python BDFL", "likes python"],
+                },
+                {"name": "Rust", "entityType": "language", "observations": []},
+            ]
+        },
+    )
     found = (await call(bus, "search_nodes", {"query": "python"}))["structuredContent"]["entities"]
     assert [e["name"] for e in found] == ["Python", "Guido van Rossum", "Notes"]
     multi = (await call(bus, "search_nodes", {"query": "rossum GUIDO"}))["structuredContent"]["entities"]
-    assert [e["name"] for e in multi] == ["Guido van Rossum"]  # the reference needs the exact phrase and finds nothing
-    assert (await call(bus, "search_nodes", {"query": "language"}))["structuredContent"]["entities"][0]["name"] == "Python"
+    assert [e["name"] for e in multi] == [
+        "Guido van Rossum"
+    ]  # the reference needs the exact phrase and finds nothing
+    assert (await call(bus, "search_nodes", {"query": "language"}))["structuredContent"]["entities"][0][
+        "name"
+    ] == "Python"
 
 
 async def test_memory_tools_work_through_the_bridge(responders: Responders, bridge_argv: list[str]) -> None:
@@ -121,9 +155,16 @@ async def test_memory_tools_work_through_the_bridge(responders: Responders, brid
         async with bridge_client(bridge_argv, mode="legacy") as client:
             names = {t.name for t in (await client.list_tools()).tools}
             assert {"memory_create_entities", "memory_read_graph", "memory_search_nodes"} <= names
-            made = await client.call_tool("memory_create_entities", {"entities": [{"name": "Ada", "entityType": "person", "observations": ["first programmer"]}]})
-            assert made.structured_content == {"entities": [{"name": "Ada", "entityType": "person", "observations": ["first programmer"]}]}
-            missing = await client.call_tool("memory_add_observations", {"observations": [{"entityName": "Nobody", "contents": ["x"]}]})
+            made = await client.call_tool(
+                "memory_create_entities",
+                {"entities": [{"name": "Ada", "entityType": "person", "observations": ["first programmer"]}]},
+            )
+            assert made.structured_content == {
+                "entities": [{"name": "Ada", "entityType": "person", "observations": ["first programmer"]}]
+            }
+            missing = await client.call_tool(
+                "memory_add_observations", {"observations": [{"entityName": "Nobody", "contents": ["x"]}]}
+            )
             assert missing.is_error and missing.content[0].text == "Entity with name Nobody not found"  # type: ignore[union-attr]
             graph = await client.read_resource("memory://knowledge-graph")
             assert json.loads(graph.contents[0].text)["entities"][0]["name"] == "Ada"  # type: ignore[union-attr]

@@ -114,14 +114,20 @@ class Stdio:
         return ok, codes, other, time.perf_counter() - t0, first_refusal
 
     async def handshake(self) -> None:
-        init = await self.call(1, "initialize", '{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"0"}}')
+        init = await self.call(
+            1,
+            "initialize",
+            '{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"0"}}',
+        )
         assert bytes(init.result)
         await self.send(b'{"jsonrpc":"2.0","method":"notifications/initialized"}\n')
         listed = await self.call(2, "tools/list")
         assert b'"fs_read_text_file"' in bytes(listed.result)
 
     async def call(self, rid: int, method: str, params: str = "{}") -> _Reply:
-        await self.send(b'{"jsonrpc":"2.0","id":%d,"method":"%s","params":%s}\n' % (rid, method.encode(), params.encode()))
+        await self.send(
+            b'{"jsonrpc":"2.0","id":%d,"method":"%s","params":%s}\n' % (rid, method.encode(), params.encode())
+        )
         msg = await self.reply()
         assert msg.id == rid
         return msg
@@ -143,7 +149,11 @@ async def test_burst_of_ten_times_capacity_is_refused_fast_with_bounded_memory(
     for i, p in enumerate(paths):
         p.write_bytes(b"%04d" % i + b"x" * (FILE_BYTES - 4))
     responder = responders.start(
-        "fs", "--root", str(tmp_path), "--max-concurrency", str(MAX_CONCURRENCY),
+        "fs",
+        "--root",
+        str(tmp_path),
+        "--max-concurrency",
+        str(MAX_CONCURRENCY),
         env={"MCP_NATS_RESPONDER_MAX_PENDING": str(MAX_PENDING)},
     )
     await responders.wait_instances("fs", 1)
@@ -153,7 +163,10 @@ async def test_burst_of_ten_times_capacity_is_refused_fast_with_bounded_memory(
     ok = refused = 0
     other: list[str] = []
     rounds: list[str] = []
-    with anyio.fail_after(120), open(tmp_path / "bridge.log", "wb") as log:  # stderr to a file: an unread pipe would block the bridge
+    with (
+        anyio.fail_after(120),
+        open(tmp_path / "bridge.log", "wb") as log,
+    ):  # stderr to a file: an unread pipe would block the bridge
         async with await anyio.open_process([MCP_NATS, *bridge_argv], env=env, stderr=log) as proc:
             io = Stdio(proc)
             await io.handshake()
@@ -195,7 +208,9 @@ class DefaultBurst:
     list_changed: int
 
 
-async def default_burst(responders: Responders, bridge_argv: list[str], tmp_path: Path, **env_extra: str) -> DefaultBurst:
+async def default_burst(
+    responders: Responders, bridge_argv: list[str], tmp_path: Path, **env_extra: str
+) -> DefaultBurst:
     """One burst of ten times the default capacity (21,120 reads of 1 KB files) through a fresh bridge."""
     paths = [tmp_path / f"{i}.txt" for i in range(256)]
     for i, p in enumerate(paths):
@@ -203,13 +218,23 @@ async def default_burst(responders: Responders, bridge_argv: list[str], tmp_path
     responder = responders.start("fs", "--root", str(tmp_path))
     await responders.wait_instances("fs", 1)
     env = child_env(MCP_NATS_BRIDGE_BREAKER_THRESHOLD="1000", **env_extra)
-    with anyio.fail_after(120), open(tmp_path / "bridge.log", "wb") as log:  # stderr to a file: an unread pipe would block the bridge
+    with (
+        anyio.fail_after(120),
+        open(tmp_path / "bridge.log", "wb") as log,
+    ):  # stderr to a file: an unread pipe would block the bridge
         async with await anyio.open_process([MCP_NATS, *bridge_argv], env=env, stderr=log) as proc:
             io = Stdio(proc)
             await io.handshake()
             ok, codes, other, took, first = await io.burst(read_calls(1000, paths, 10 * DEFAULT_CAPACITY))
             result = DefaultBurst(
-                ok, codes, other, took, first, status_mb(proc.pid, "VmHWM"), status_mb(responder.pid, "VmHWM"), io.list_changed
+                ok,
+                codes,
+                other,
+                took,
+                first,
+                status_mb(proc.pid, "VmHWM"),
+                status_mb(responder.pid, "VmHWM"),
+                io.list_changed,
             )
             assert proc.stdin is not None
             await proc.stdin.aclose()
@@ -235,7 +260,9 @@ async def test_burst_of_ten_times_default_capacity_stays_bounded(
     assert b.bridge_peak < RSS_BOUND_MB and b.responder_peak < RSS_BOUND_MB
 
 
-async def test_a_busy_responder_is_never_reported_as_gone(responders: Responders, bridge_argv: list[str], tmp_path: Path) -> None:
+async def test_a_busy_responder_is_never_reported_as_gone(
+    responders: Responders, bridge_argv: list[str], tmp_path: Path
+) -> None:
     """Under a burst of ten times the default capacity the live service never leaves the tool list and no call gets -31001."""
     # Sweeps every 0.2 s instead of 1 s: several of them fall inside the burst, so the outcome does not depend on luck.
     b = await default_burst(responders, bridge_argv, tmp_path, MCP_NATS_BRIDGE_DISCOVERY_INTERVAL="0.2")

@@ -32,7 +32,9 @@ async def demo(responders: Responders) -> Responders:
 
 async def sampling(context: Any, params: types.CreateMessageRequestParams) -> types.CreateMessageResult:
     asked = params.messages[0].content.text  # type: ignore[union-attr]
-    return types.CreateMessageResult(role="assistant", content=types.TextContent(type="text", text=f"echo: {asked}"), model="test-model")
+    return types.CreateMessageResult(
+        role="assistant", content=types.TextContent(type="text", text=f"echo: {asked}"), model="test-model"
+    )
 
 
 async def elicitation(context: Any, params: types.ElicitRequestParams) -> types.ElicitResult:
@@ -45,12 +47,19 @@ async def roots(context: Any) -> types.ListRootsResult:
 
 def client(bridge_argv: list[str], mode: str, **kw: Any) -> Any:
     return bridge_client(
-        bridge_argv, mode=mode, sampling_callback=sampling, elicitation_callback=elicitation, list_roots_callback=roots, **kw
+        bridge_argv,
+        mode=mode,
+        sampling_callback=sampling,
+        elicitation_callback=elicitation,
+        list_roots_callback=roots,
+        **kw,
     )
 
 
 @pytest.mark.parametrize("mode", ERAS)
-async def test_every_content_type_structured_output_and_tool_errors(demo: Responders, bridge_argv: list[str], mode: str) -> None:
+async def test_every_content_type_structured_output_and_tool_errors(
+    demo: Responders, bridge_argv: list[str], mode: str
+) -> None:
     """Image, audio, resource links, embedded resources, structuredContent and isError reach the client untouched."""
     with anyio.fail_after(30):
         async with client(bridge_argv, mode) as c:
@@ -67,7 +76,9 @@ async def test_every_content_type_structured_output_and_tool_errors(demo: Respon
 
 
 @pytest.mark.parametrize("mode", ERAS)
-async def test_sampling_elicitation_and_roots_reach_the_client(demo: Responders, bridge_argv: list[str], mode: str) -> None:
+async def test_sampling_elicitation_and_roots_reach_the_client(
+    demo: Responders, bridge_argv: list[str], mode: str
+) -> None:
     """A tool that samples, elicits or lists roots gets the client's answer (MRTR on the bus; real requests for legacy clients)."""
     with anyio.fail_after(30):
         async with client(bridge_argv, mode) as c:
@@ -79,7 +90,9 @@ async def test_sampling_elicitation_and_roots_reach_the_client(demo: Responders,
             assert r.content[0].text == "project file:///work/project"
 
 
-async def test_a_client_without_sampling_gets_a_missing_capability_error(demo: Responders, bridge_argv: list[str]) -> None:
+async def test_a_client_without_sampling_gets_a_missing_capability_error(
+    demo: Responders, bridge_argv: list[str]
+) -> None:
     """A tool that needs sampling fails with -32021 for a client that did not declare the capability."""
     with anyio.fail_after(30):
         async with bridge_client(bridge_argv, mode="legacy") as c:
@@ -92,10 +105,18 @@ async def test_tampered_request_state_is_refused(demo: Responders, bus: Bus, roo
     """A requestState that was altered is refused with -32602 rather than trusted."""
     subject = f"{root}.demo.tools.call.elicit"
     caps = {"Mcp-Client-Capabilities": '{"elicitation":{}}'}
-    first = msgspec.json.decode((await bus.request(subject, b'{"name":"elicit","arguments":{}}', caps, timeout=5)).data)
+    first = msgspec.json.decode(
+        (await bus.request(subject, b'{"name":"elicit","arguments":{}}', caps, timeout=5)).data
+    )
     assert first["resultType"] == "input_required"
     state = first["requestState"]
-    body = {"name": "elicit", "arguments": {}, "inputResponses": {k: {"action": "accept", "content": {"name": "Eve"}} for k in first["inputRequests"]}}
+    body = {
+        "name": "elicit",
+        "arguments": {},
+        "inputResponses": {
+            k: {"action": "accept", "content": {"name": "Eve"}} for k in first["inputRequests"]
+        },
+    }
     good = await bus.request(subject, msgspec.json.encode({**body, "requestState": state}), caps, timeout=5)
     assert msgspec.json.decode(good.data)["content"][0]["text"] == "hello, Eve"
     tampered = state[:-2] + ("AA" if not state.endswith("AA") else "BB")
@@ -104,7 +125,9 @@ async def test_tampered_request_state_is_refused(demo: Responders, bus: Bus, roo
 
 
 @pytest.mark.parametrize("mode", ERAS)
-async def test_progress_arrives_in_order_with_the_clients_token(demo: Responders, bridge_argv: list[str], mode: str) -> None:
+async def test_progress_arrives_in_order_with_the_clients_token(
+    demo: Responders, bridge_argv: list[str], mode: str
+) -> None:
     """Progress from whichever instance runs the tool reaches the client in order."""
     seen: list[float] = []
 
@@ -115,13 +138,17 @@ async def test_progress_arrives_in_order_with_the_clients_token(demo: Responders
         async with client(bridge_argv, mode) as c:
             for _ in range(3):  # two instances: several calls cover both
                 seen.clear()
-                r = await c.call_tool("demo_progress", {"steps": 5, "delay": 0.01}, progress_callback=on_progress)
+                r = await c.call_tool(
+                    "demo_progress", {"steps": 5, "delay": 0.01}, progress_callback=on_progress
+                )
                 assert r.content[0].text == "counted to 5"
                 assert seen == [1, 2, 3, 4, 5]
 
 
 @pytest.mark.parametrize("mode", ERAS)
-async def test_cancellation_stops_the_handler_on_its_instance(demo: Responders, bridge_argv: list[str], bus: Bus, root: str, mode: str) -> None:
+async def test_cancellation_stops_the_handler_on_its_instance(
+    demo: Responders, bridge_argv: list[str], bus: Bus, root: str, mode: str
+) -> None:
     """Cancelling a call sends notifications/cancelled; the instance running it stops, and records it as cancelled."""
     with anyio.fail_after(30):
         async with client(bridge_argv, mode) as c:
@@ -133,15 +160,23 @@ async def test_cancellation_stops_the_handler_on_its_instance(demo: Responders, 
                     errors = []
                     for m in await bus.scatter(f"$SRV.STATS.{root}-demo", idle=0.2, limit=1.0):
                         stats = msgspec.json.decode(m.data)
-                        errors += [e["last_error"] for e in stats["endpoints"] if e["name"] == "sleep" and e["num_errors"]]
+                        errors += [
+                            e["last_error"]
+                            for e in stats["endpoints"]
+                            if e["name"] == "sleep" and e["num_errors"]
+                        ]
                     if errors:
                         break
                     await anyio.sleep(0.1)
             assert errors == ["cancelled"]
 
 
-@pytest.mark.parametrize(("mode", "level"), [("legacy", "info"), ("legacy", "error"), ("auto", "info"), ("auto", "error")])
-async def test_log_messages_are_filtered_by_the_clients_level(demo: Responders, bridge_argv: list[str], mode: str, level: str) -> None:
+@pytest.mark.parametrize(
+    ("mode", "level"), [("legacy", "info"), ("legacy", "error"), ("auto", "info"), ("auto", "error")]
+)
+async def test_log_messages_are_filtered_by_the_clients_level(
+    demo: Responders, bridge_argv: list[str], mode: str, level: str
+) -> None:
     """A responder's log message reaches the client only at or above the level the client set (setLevel or per-request _meta)."""
     got: list[types.LoggingMessageNotificationParams] = []
 
@@ -173,16 +208,23 @@ async def test_prompts_and_completion(demo: Responders, bridge_argv: list[str], 
             assert [(a.name, a.required) for a in greet.arguments or []] == [("name", True), ("style", False)]
             got = await c.get_prompt("demo_greet", {"name": "Grace", "style": "pirate"})
             assert got.messages[0].content.text.startswith("Ahoy, Grace!")
-            done = await c.complete(types.PromptReference(type="ref/prompt", name="demo_greet"), {"name": "style", "value": "p"})
+            done = await c.complete(
+                types.PromptReference(type="ref/prompt", name="demo_greet"), {"name": "style", "value": "p"}
+            )
             assert done.completion.values == ["pirate"]
-            words = await c.complete(types.ResourceTemplateReference(type="ref/resource", uri="demo://echo/{text}"), {"name": "text", "value": "hel"})
+            words = await c.complete(
+                types.ResourceTemplateReference(type="ref/resource", uri="demo://echo/{text}"),
+                {"name": "text", "value": "hel"},
+            )
             assert words.completion.values == ["hello", "help"]
             with pytest.raises(MCPError) as err:
                 await c.get_prompt("demo_nope", {})
             assert err.value.error.code == -32602
 
 
-async def test_resource_updates_reach_a_legacy_subscriber_from_any_instance(demo: Responders, bridge_argv: list[str]) -> None:
+async def test_resource_updates_reach_a_legacy_subscriber_from_any_instance(
+    demo: Responders, bridge_argv: list[str]
+) -> None:
     """After resources/subscribe, an update announced by either instance arrives as notifications/resources/updated."""
     updates: list[str] = []
     arrived = anyio.Event()
@@ -195,7 +237,9 @@ async def test_resource_updates_reach_a_legacy_subscriber_from_any_instance(demo
 
     with anyio.fail_after(30):
         async with bridge_client(bridge_argv, mode="legacy", message_handler=on_message) as c:
-            with pytest.warns(MCPDeprecationWarning):  # removed in 2026-07-28; still how legacy clients subscribe
+            with pytest.warns(
+                MCPDeprecationWarning
+            ):  # removed in 2026-07-28; still how legacy clients subscribe
                 await c.subscribe_resource("demo://counter")
             for _ in range(4):
                 await c.call_tool("demo_touch", {})
@@ -226,7 +270,9 @@ async def test_modern_listen_gets_resource_updates_and_tool_list_changes(
             assert "fs_read_text_file" in names
 
 
-async def test_legacy_client_hears_list_changed_when_a_service_starts_and_stops(responders: Responders, bridge_argv: list[str], tmp_path: Any) -> None:
+async def test_legacy_client_hears_list_changed_when_a_service_starts_and_stops(
+    responders: Responders, bridge_argv: list[str], tmp_path: Any
+) -> None:
     """A legacy client gets notifications/tools/list_changed when a service appears and again when its last instance stops."""
     changes = 0
     changed = anyio.Event()
@@ -251,7 +297,9 @@ async def test_legacy_client_hears_list_changed_when_a_service_starts_and_stops(
 
 
 @pytest.mark.parametrize("mode", ERAS)
-async def test_pagination_walks_every_list_and_refuses_a_bad_cursor(demo: Responders, bridge_argv: list[str], mode: str) -> None:
+async def test_pagination_walks_every_list_and_refuses_a_bad_cursor(
+    demo: Responders, bridge_argv: list[str], mode: str
+) -> None:
     """With a page size of 3, tools and prompts come in pages whose union is the whole list; a bad cursor is -32602."""
     with anyio.fail_after(30):
         async with client(bridge_argv, mode, env={"MCP_NATS_BRIDGE_PAGE_SIZE": "3"}) as c:
@@ -273,7 +321,9 @@ async def test_pagination_walks_every_list_and_refuses_a_bad_cursor(demo: Respon
 
 
 @pytest.mark.parametrize("mode", ERAS)
-async def test_a_result_larger_than_max_payload_arrives_whole(demo: Responders, bridge_argv: list[str], mode: str) -> None:
+async def test_a_result_larger_than_max_payload_arrives_whole(
+    demo: Responders, bridge_argv: list[str], mode: str
+) -> None:
     """A 10 MiB result (the server's max_payload is 8 MB) travels by claim check through the object store and arrives whole."""
     with anyio.fail_after(60):
         async with client(bridge_argv, mode) as c:
@@ -297,13 +347,29 @@ async def test_batch_under_2025_03_26(demo: Responders, bridge_argv: list[str]) 
     assert proc.stdin is not None and proc.stdout is not None
     try:
         with anyio.fail_after(30):
-            init = {"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {"protocolVersion": "2025-03-26", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}
+            init = {
+                "jsonrpc": "2.0",
+                "id": 0,
+                "method": "initialize",
+                "params": {
+                    "protocolVersion": "2025-03-26",
+                    "capabilities": {},
+                    "clientInfo": {"name": "t", "version": "1"},
+                },
+            }
             proc.stdin.write(msgspec.json.encode(init) + b"\n")
-            assert msgspec.json.decode(await proc.stdout.readline())["result"]["protocolVersion"] == "2025-03-26"
+            assert (
+                msgspec.json.decode(await proc.stdout.readline())["result"]["protocolVersion"] == "2025-03-26"
+            )
             batch = [
                 {"jsonrpc": "2.0", "id": 1, "method": "ping"},
                 {"jsonrpc": "2.0", "method": "notifications/initialized"},
-                {"jsonrpc": "2.0", "id": "two", "method": "tools/call", "params": {"name": "demo_add", "arguments": {"a": 1, "b": 2}}},
+                {
+                    "jsonrpc": "2.0",
+                    "id": "two",
+                    "method": "tools/call",
+                    "params": {"name": "demo_add", "arguments": {"a": 1, "b": 2}},
+                },
                 {"jsonrpc": "2.0", "id": 3, "method": "no/such"},
             ]
             proc.stdin.write(msgspec.json.encode(batch) + b"\n")

@@ -50,7 +50,9 @@ async def test_nats_restart_bridge_and_responders_reconnect(tmp_path: Path, root
         server.stop()
 
 
-async def test_rolling_restart_under_load_fails_no_call(responders: Responders, bridge_argv: list[str], tmp_path: Path) -> None:
+async def test_rolling_restart_under_load_fails_no_call(
+    responders: Responders, bridge_argv: list[str], tmp_path: Path
+) -> None:
     """Replacing each of two instances in turn (start the new one, SIGTERM the old) while calls run fails none of them."""
     (tmp_path / "f.txt").write_text("x")
     old = [responders.start("fs", "--root", str(tmp_path)) for _ in range(2)]
@@ -60,6 +62,7 @@ async def test_rolling_restart_under_load_fails_no_call(responders: Responders, 
     stop = anyio.Event()
     with anyio.fail_after(90):
         async with bridge_client(bridge_argv, mode="legacy") as c:
+
             async def load() -> None:
                 nonlocal done
                 while not stop.is_set():
@@ -81,7 +84,9 @@ async def test_rolling_restart_under_load_fails_no_call(responders: Responders, 
     assert failures == [] and done > 50
 
 
-async def test_a_connection_the_server_closes_for_good_is_replaced(nats_server: EmbeddedServer, tmp_path: Path, root: str) -> None:
+async def test_a_connection_the_server_closes_for_good_is_replaced(
+    nats_server: EmbeddedServer, tmp_path: Path, root: str
+) -> None:
     """nats-py closes a connection for good (no reconnect) on most `-ERR` replies of the server,
     e.g. an account limit. The bridge then connects again and calls work; a responder stops with
     exit status 1 and says why, so whatever started it can start it again."""
@@ -120,8 +125,21 @@ async def test_a_connection_the_server_closes_for_good_is_replaced(nats_server: 
             log = tmp_path / "responder.log"
             with log.open("wb") as err:
                 proc = subprocess.Popen(
-                    [MCP_NATS, "serve", "fs", "--root", str(tmp_path), "--url", responder_side.url, "--subject-root", root],
-                    stdin=subprocess.DEVNULL, stdout=err, stderr=err, env=child_env(),
+                    [
+                        MCP_NATS,
+                        "serve",
+                        "fs",
+                        "--root",
+                        str(tmp_path),
+                        "--url",
+                        responder_side.url,
+                        "--subject-root",
+                        root,
+                    ],
+                    stdin=subprocess.DEVNULL,
+                    stdout=err,
+                    stderr=err,
+                    env=child_env(),
                 )
             responders.procs.append(proc)
             await responders.wait_instances("fs", 2)

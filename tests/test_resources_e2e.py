@@ -21,7 +21,9 @@ pytestmark = pytest.mark.anyio
 
 @pytest.fixture
 def slow_service(nats_server: EmbeddedServer, root: str) -> Iterator[subprocess.Popen[bytes]]:
-    proc = subprocess.Popen([sys.executable, "-m", "tests.slow_service", nats_server.url, root], env=child_env())
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.slow_service", nats_server.url, root], env=child_env()
+    )
     yield proc
     proc.terminate()
     proc.wait(10)
@@ -29,7 +31,12 @@ def slow_service(nats_server: EmbeddedServer, root: str) -> Iterator[subprocess.
 
 @pytest.mark.parametrize(("mode", "not_found"), [("auto", -32602), ("legacy", -32002)])
 async def test_list_templates_and_read(
-    mode: str, not_found: int, slow_service: object, nats_server: EmbeddedServer, root: str, bridge_argv: list[str]
+    mode: str,
+    not_found: int,
+    slow_service: object,
+    nats_server: EmbeddedServer,
+    root: str,
+    bridge_argv: list[str],
 ) -> None:
     """A client lists a service's resources and templates and reads a fixed and a templated URI; an unknown URI is not found."""
     await Responders(nats_server.url, root).wait_instances("slow", 1)

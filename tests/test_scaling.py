@@ -40,6 +40,7 @@ async def test_calls_spread_over_two_responders(
     await responders.wait_instances("fs", 2)
     with anyio.fail_after(60):
         async with bridge_client(bridge_argv, mode="legacy") as client:
+
             async def worker(n: int) -> None:
                 for _ in range(n):
                     r = await client.call_tool("fs_read_text_file", {"path": str(tmp_path / "f.txt")})
@@ -62,6 +63,7 @@ async def test_serve_instances_starts_three_in_one_queue_group(
     assert len(set(ids)) == 3
     with anyio.fail_after(60):
         async with bridge_client(bridge_argv, mode="legacy") as client:
+
             async def worker() -> None:
                 for _ in range(40):
                     r = await client.call_tool("fs_list_allowed_directories", {})
@@ -88,6 +90,7 @@ async def test_sigkill_of_one_responder_loses_no_read_only_call(
     failures: list[str] = []
     with anyio.fail_after(90):
         async with bridge_client(bridge_argv, mode="legacy", env=FAST_FAILOVER) as client:
+
             async def worker(w: int) -> None:
                 nonlocal done
                 for k in range(50):

@@ -32,6 +32,7 @@ pytestmark = pytest.mark.anyio
 def secured(tmp_path: Path) -> Iterator[Secured]:
     yield from start_secured(tmp_path)
 
+
 WRITE_TOOLS = {"write_file", "edit_file", "create_directory", "move_file", "copy_file", "delete_file"}
 
 
@@ -55,7 +56,9 @@ async def test_a_missing_credentials_file_is_a_sentence_naming_it(secured: Secur
     assert str(missing) in str(info.value)
 
 
-async def test_ci_sees_no_write_tool_and_the_server_refuses_its_write(secured: Secured, tmp_path: Path) -> None:
+async def test_ci_sees_no_write_tool_and_the_server_refuses_its_write(
+    secured: Secured, tmp_path: Path
+) -> None:
     """ci's bridge lists no write tool; a raw request to fs write_file with ci's credentials is refused by the
     server at once (PermissionDenied, not a timeout) and the file does not appear; a read still works."""
     files = tmp_path / "files"
@@ -63,7 +66,15 @@ async def test_ci_sees_no_write_tool_and_the_server_refuses_its_write(secured: S
     (files / "hello.txt").write_text("hello\n")
     secured.serve("fs", "--root", str(files))
     await secured.wait_instances("fs")
-    argv = ["bridge", "--url", secured.url, "--subject-root", secured.root, "--credentials", str(secured.adir.user_creds("ci"))]
+    argv = [
+        "bridge",
+        "--url",
+        secured.url,
+        "--subject-root",
+        secured.root,
+        "--credentials",
+        str(secured.adir.user_creds("ci")),
+    ]
     with anyio.fail_after(60):
         async with bridge_client(argv, mode="legacy") as client:
             names = {t.name for t in (await client.list_tools()).tools}
@@ -80,12 +91,18 @@ async def test_ci_sees_no_write_tool_and_the_server_refuses_its_write(secured: S
                 timeout=600.0,
             )
         assert denied.value.code == codes.PERMISSION
-        reply = await bus.request(bus.subjects.tool_call("fs", "read_text_file"), _call("read_text_file", {"path": str(files / "hello.txt")}), timeout=10.0)
+        reply = await bus.request(
+            bus.subjects.tool_call("fs", "read_text_file"),
+            _call("read_text_file", {"path": str(files / "hello.txt")}),
+            timeout=10.0,
+        )
         assert b"hello" in reply.data
     assert not target.exists()
 
 
-async def test_forged_identity_headers_leave_the_recorded_identity_ci(secured: Secured, tmp_path: Path) -> None:
+async def test_forged_identity_headers_leave_the_recorded_identity_ci(
+    secured: Secured, tmp_path: Path
+) -> None:
     """Mcp-Client, Nats-Request-Info and a look-alike key written by ci do not change the audit record's identity."""
     files = tmp_path / "files"
     files.mkdir()
@@ -95,8 +112,18 @@ async def test_forged_identity_headers_leave_the_recorded_identity_ci(secured: S
     forged = msgspec.json.encode({"acc": "SERVICES", "user": "root", "name_tag": "root"}).decode()
     call_id = uuid.uuid4().hex
     async with connect(secured.settings(secured.adir.user_creds("ci")), name="test", ident="ci2") as bus:
-        headers = {"Mcp-Client": "root", REQUEST_INFO: forged, "nats-request-info": forged, "Mcp-Call-Id": call_id}
-        reply = await bus.request(bus.subjects.tool_call("fs", "read_text_file"), _call("read_text_file", {"path": str(files / "a.txt")}), headers, timeout=10.0)
+        headers = {
+            "Mcp-Client": "root",
+            REQUEST_INFO: forged,
+            "nats-request-info": forged,
+            "Mcp-Call-Id": call_id,
+        }
+        reply = await bus.request(
+            bus.subjects.tool_call("fs", "read_text_file"),
+            _call("read_text_file", {"path": str(files / "a.txt")}),
+            headers,
+            timeout=10.0,
+        )
         assert b'"a\\n"' in reply.data or b"a\\n" in reply.data
     async with connect(secured.settings(secured.adir.admin_creds), name="test", ident="adm") as admin:
         end = time.monotonic() + 15
@@ -148,7 +175,9 @@ async def test_the_audit_stream_is_out_of_reach_of_identities_and_services(secur
             await raw.close()
     async with connect(secured.settings(secured.adir.admin_creds), name="test", ident="adm") as admin:
         info = await admin.request(f"$JS.API.STREAM.INFO.{stream}", b"", timeout=5.0)
-        assert msgspec.json.decode(info.data).get("config", {}).get("name") == stream, "the stream is still there"
+        assert msgspec.json.decode(info.data).get("config", {}).get("name") == stream, (
+            "the stream is still there"
+        )
 
 
 async def test_a_service_cannot_subscribe_to_another_services_subjects(secured: Secured) -> None:
@@ -184,7 +213,10 @@ async def test_removing_an_identity_cuts_its_connections_within_5_s(secured: Sec
         await push(secured.adir, compiled, secured.url)
         with anyio.fail_after(5):
             await raw.closed.wait()
-        assert raw.nc is not None and "revoked" in str(raw.nc.last_error), (raw.nc and raw.nc.last_error, raw.errors)
+        assert raw.nc is not None and "revoked" in str(raw.nc.last_error), (
+            raw.nc and raw.nc.last_error,
+            raw.errors,
+        )
     finally:
         await raw.close()
     old = tmp_path / "old-alice.creds"
@@ -193,12 +225,18 @@ async def test_removing_an_identity_cuts_its_connections_within_5_s(secured: Sec
         async with connect(secured.settings(old), name="test", ident="alice-again"):
             pass
     async with connect(secured.settings(secured.adir.user_creds("ci")), name="test", ident="ci3") as bus:
-        reply = await bus.request(bus.subjects.tool_call("fs", "read_text_file"), _call("read_text_file", {"path": str(files / "a.txt")}), timeout=10.0)
+        reply = await bus.request(
+            bus.subjects.tool_call("fs", "read_text_file"),
+            _call("read_text_file", {"path": str(files / "a.txt")}),
+            timeout=10.0,
+        )
         assert b"a\\n" in reply.data
     assert all(p.poll() is None for p in secured.procs), "the responder kept running"
 
 
-async def test_a_burst_over_the_rate_limit_gets_a_retry_after_and_traffic_under_it_does_not(secured: Secured, tmp_path: Path) -> None:
+async def test_a_burst_over_the_rate_limit_gets_a_retry_after_and_traffic_under_it_does_not(
+    secured: Secured, tmp_path: Path
+) -> None:
     """With ci limited to 3 calls a minute, three calls succeed and the fourth is refused at once with
     RATE_LIMITED and data.retryAfterMs; alice, without a rate, is never refused."""
     files = tmp_path / "files"
@@ -209,7 +247,9 @@ async def test_a_burst_over_the_rate_limit_gets_a_retry_after_and_traffic_under_
     await secured.wait_instances("fs")
     body = _call("read_text_file", {"path": str(files / "a.txt")})
     for who in ("alice", "ci"):
-        async with connect(secured.settings(secured.adir.user_creds(who)), name="test", ident=f"{who}-rl") as bus:
+        async with connect(
+            secured.settings(secured.adir.user_creds(who)), name="test", ident=f"{who}-rl"
+        ) as bus:
             subject = bus.subjects.tool_call("fs", "read_text_file")
             for _ in range(3 if who == "ci" else 10):
                 reply = await bus.request(subject, body, timeout=10.0)
@@ -221,7 +261,9 @@ async def test_a_burst_over_the_rate_limit_gets_a_retry_after_and_traffic_under_
                 assert error["data"]["retryAfterMs"] > 0
 
 
-async def test_a_bridge_whose_permissions_change_reconnects_with_its_new_credentials(secured: Secured, tmp_path: Path) -> None:
+async def test_a_bridge_whose_permissions_change_reconnects_with_its_new_credentials(
+    secured: Secured, tmp_path: Path
+) -> None:
     """alice's bridge lists fs_write_file; after auth init makes her a reader (new key, old one revoked and pushed),
     the server cuts the bridge's connection, the bridge connects again with the new file and no longer lists it,
     while the fs responder keeps running."""
@@ -231,11 +273,23 @@ async def test_a_bridge_whose_permissions_change_reconnects_with_its_new_credent
     files.mkdir()
     secured.serve("fs", "--root", str(files))
     await secured.wait_instances("fs")
-    argv = ["bridge", "--url", secured.url, "--subject-root", secured.root, "--credentials", str(secured.adir.user_creds("alice"))]
+    argv = [
+        "bridge",
+        "--url",
+        secured.url,
+        "--subject-root",
+        secured.root,
+        "--credentials",
+        str(secured.adir.user_creds("alice")),
+    ]
     with anyio.fail_after(90):
         async with bridge_client(argv, mode="legacy") as client:
             assert "fs_write_file" in {t.name for t in (await client.list_tools()).tools}
-            compiled = secured.compile(POLICY.replace('[identities.alice]\nroles = ["writer"]', '[identities.alice]\nroles = ["reader"]'))
+            compiled = secured.compile(
+                POLICY.replace(
+                    '[identities.alice]\nroles = ["writer"]', '[identities.alice]\nroles = ["reader"]'
+                )
+            )
             assert compiled.changed == ["alice"]
             await push(secured.adir, compiled, secured.url)
             names: set[str] = set()
@@ -249,7 +303,9 @@ async def test_a_bridge_whose_permissions_change_reconnects_with_its_new_credent
 
 
 @pytest.mark.parametrize("mtls", [False, True])
-async def test_tls_refuses_a_client_without_the_ca_and_mtls_one_without_a_certificate(tmp_path: Path, mtls: bool) -> None:
+async def test_tls_refuses_a_client_without_the_ca_and_mtls_one_without_a_certificate(
+    tmp_path: Path, mtls: bool
+) -> None:
     """With TLS a client that does not trust the local CA cannot connect (one that does can); with mTLS a
     client that trusts the CA but presents no certificate cannot connect either (one with its certificate can)."""
     from bus import EmbeddedServer

@@ -127,4 +127,6 @@ def test_a_service_name_without_credentials_is_told_how_to_make_them(secured: Se
         env=child_env(MCP_NATS_STATE_DIR=str(_state(secured))), capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
     assert done.returncode == 2
-    assert "services/nocreds.creds" in done.stderr and "mcp-nats auth service nocreds --like demo" in done.stderr
+    assert (
+        "services/nocreds.creds" in done.stderr and "mcp-nats auth service nocreds --like demo" in done.stderr
+    )

@@ -13,13 +13,21 @@ from ..conftest import MCP_NATS, Responders, child_env
 from ..e2e_helpers import bridge_client
 
 pytestmark = pytest.mark.anyio
-BREAKER = {"MCP_NATS_BRIDGE_BREAKER_THRESHOLD": "2", "MCP_NATS_BRIDGE_BREAKER_COOLDOWN": "1.0", "MCP_NATS_BRIDGE_CALL_TIMEOUT": "0.5"}
+BREAKER = {
+    "MCP_NATS_BRIDGE_BREAKER_THRESHOLD": "2",
+    "MCP_NATS_BRIDGE_BREAKER_COOLDOWN": "1.0",
+    "MCP_NATS_BRIDGE_CALL_TIMEOUT": "0.5",
+}
 
 
 def bridge_circuits(url: str, root: str) -> dict[str, str]:
     out = subprocess.run(
         [MCP_NATS, "status", "--json", "--url", url, "--subject-root", root],
-        capture_output=True, text=True, timeout=30, env=child_env(), check=True,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=child_env(),
+        check=True,
     ).stdout
     states: dict[str, str] = {}
     for line in out.splitlines():
@@ -29,7 +37,9 @@ def bridge_circuits(url: str, root: str) -> dict[str, str]:
     return states
 
 
-async def test_breaker_opens_fails_fast_and_closes_after_a_probe(responders: Responders, bridge_argv: list[str], root: str) -> None:
+async def test_breaker_opens_fails_fast_and_closes_after_a_probe(
+    responders: Responders, bridge_argv: list[str], root: str
+) -> None:
     """Two deadline failures open demo's circuit (visible in status); calls then fail fast with -31008; after the cooldown one probe closes it."""
     responders.start("demo")
     await responders.wait_instances("demo", 1)

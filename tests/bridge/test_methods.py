@@ -58,7 +58,11 @@ class Twin:
                 self.cancelled.set()
                 raise
         text = msgspec.json.decode(bytes(params.arguments)) if params.arguments is not msgspec.UNSET else {}
-        return Raw(msgspec.json.encode({"content": [{"type": "text", "text": json.dumps(text)}], "isError": name == "svc_bad"}))
+        return Raw(
+            msgspec.json.encode(
+                {"content": [{"type": "text", "text": json.dumps(text)}], "isError": name == "svc_bad"}
+            )
+        )
 
     async def list_prompts(self) -> list[Raw]:
         return []
@@ -128,7 +132,12 @@ def line(obj: object) -> bytes:
     return json.dumps(obj).encode()
 
 
-INIT = {"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {"protocolVersion": "2025-06-18", "capabilities": {}}}
+INIT = {
+    "jsonrpc": "2.0",
+    "id": 0,
+    "method": "initialize",
+    "params": {"protocolVersion": "2025-06-18", "capabilities": {}},
+}
 
 
 async def test_requests_answer_in_any_order_and_the_seam_sees_each_once() -> None:
@@ -137,7 +146,16 @@ async def test_requests_answer_in_any_order_and_the_seam_sees_each_once() -> Non
     d.feed(line(INIT))
     d.feed(line({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "svc_slow"}}))
     d.feed(line({"jsonrpc": "2.0", "id": 2, "method": "ping"}))
-    d.feed(line({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "svc_echo", "arguments": {"a": 1}}}))
+    d.feed(
+        line(
+            {
+                "jsonrpc": "2.0",
+                "id": 3,
+                "method": "tools/call",
+                "params": {"name": "svc_echo", "arguments": {"a": 1}},
+            }
+        )
+    )
     lines = await out.wait(3)
     assert [m["id"] for m in lines] == [0, 2, 3]
     await asyncio.sleep(0)  # done-callbacks run on the next turn of the loop
@@ -156,7 +174,9 @@ async def test_requests_answer_in_any_order_and_the_seam_sees_each_once() -> Non
             ("tools/call", "cancelled", "svc_slow", None, 1),
         ]
     )
-    assert all(h["traceparent"].startswith("00-aaaa") for h in twin.headers)  # the seam's trace context goes on the bus
+    assert all(
+        h["traceparent"].startswith("00-aaaa") for h in twin.headers
+    )  # the seam's trace context goes on the bus
 
 
 async def test_errors_are_one_error_line_each_and_counted_as_errors() -> None:
@@ -179,13 +199,19 @@ async def test_errors_are_one_error_line_each_and_counted_as_errors() -> None:
 async def test_batches_follow_the_negotiated_version_and_modern_requests_carry_their_own() -> None:
     """A batch before a 2025-03-26 handshake is refused; after it, answered as one array; a 2026-07-28 request is answered without a handshake."""
     d, out, _twin, _seen = make()
-    batch = [{"jsonrpc": "2.0", "id": 1, "method": "ping"}, {"jsonrpc": "2.0", "id": 2, "method": "resources/list"}]
+    batch = [
+        {"jsonrpc": "2.0", "id": 1, "method": "ping"},
+        {"jsonrpc": "2.0", "id": 2, "method": "resources/list"},
+    ]
     d.feed(line(batch))
     d.feed(line({**INIT, "params": {"protocolVersion": "2025-03-26", "capabilities": {}}}))
     await out.wait(2)
     d.feed(line(batch))
     lines = await out.wait(3)
-    assert lines[0]["error"]["code"] == INVALID_REQUEST and "batches are not allowed" in lines[0]["error"]["message"]
+    assert (
+        lines[0]["error"]["code"] == INVALID_REQUEST
+        and "batches are not allowed" in lines[0]["error"]["message"]
+    )
     assert sorted(m["id"] for m in lines[2]) == [1, 2]
     modern = {
         "io.modelcontextprotocol/protocolVersion": "2026-07-28",

@@ -23,7 +23,14 @@ def test_files_are_private_and_laid_out_as_the_issue_says(tmp_path: Path) -> Non
     adir = AuthDir(tmp_path / "auth")
     _compile(adir, ISSUE_POLICY)
     assert stat.S_IMODE(adir.path.stat().st_mode) == 0o700
-    files = [adir.user_creds("ci"), adir.user_creds("alice"), adir.service_creds("fs"), adir.service_creds("memory"), adir.admin_creds, adir.path / "keys.json"]
+    files = [
+        adir.user_creds("ci"),
+        adir.user_creds("alice"),
+        adir.service_creds("fs"),
+        adir.service_creds("memory"),
+        adir.admin_creds,
+        adir.path / "keys.json",
+    ]
     for f in files:
         assert stat.S_IMODE(f.stat().st_mode) == 0o600, f
     assert "operator:" in adir.server_config() and "resolver: MEMORY" in adir.server_config()
@@ -39,29 +46,47 @@ def test_recompiling_keeps_unchanged_keys_and_rotates_changed_ones(tmp_path: Pat
         return str(jwt.decode(jwt.creds_jwt(adir.user_creds(who).read_text()))["sub"])
 
     ci, alice = key_of("ci"), key_of("alice")
-    changed = ISSUE_POLICY.replace('[identities.alice]\nroles = ["writer"]', '[identities.alice]\nroles = ["reader"]')
+    changed = ISSUE_POLICY.replace(
+        '[identities.alice]\nroles = ["writer"]', '[identities.alice]\nroles = ["reader"]'
+    )
     result = _compile(adir, changed, now=1_000_100.0)
     assert result.changed == ["alice"]
     assert key_of("ci") == ci and key_of("alice") != alice
-    clients = [jwt.decode(t) for t in adir.resolver()["accounts"].values() if jwt.decode(t)["name"] == "CLIENTS"][0]
+    clients = [
+        jwt.decode(t) for t in adir.resolver()["accounts"].values() if jwt.decode(t)["name"] == "CLIENTS"
+    ][0]
     assert clients["nats"]["revocations"] == {alice: 1_000_100}
     without_ci = changed.replace('[identities.ci]\nroles = ["reader"]\nrate = "20/s"\n', "")
     result = _compile(adir, without_ci, now=1_000_200.0)
     assert result.removed == ["ci"] and not adir.user_creds("ci").exists()
-    clients = [jwt.decode(t) for t in adir.resolver()["accounts"].values() if jwt.decode(t)["name"] == "CLIENTS"][0]
+    clients = [
+        jwt.decode(t) for t in adir.resolver()["accounts"].values() if jwt.decode(t)["name"] == "CLIENTS"
+    ][0]
     assert clients["nats"]["revocations"][ci] == 1_000_200
 
 
-def test_a_canary_mapping_is_signed_into_the_clients_account_and_survives_a_new_policy(tmp_path: Path) -> None:
+def test_a_canary_mapping_is_signed_into_the_clients_account_and_survives_a_new_policy(
+    tmp_path: Path,
+) -> None:
     """remap re-signs CLIENTS with the weighted mapping (the JWT form nats-server reads); compiling again keeps it;
     an empty mapping removes it."""
     from bus.accountmap import remap
 
     adir = AuthDir(tmp_path / "auth")
     _compile(adir, ISSUE_POLICY)
-    table = {"mcp.fs.tools.call.*": [("mcp.fs.tools.call.{{wildcard(1)}}", 90), ("mcp.fs-next.tools.call.{{wildcard(1)}}", 10)]}
+    table = {
+        "mcp.fs.tools.call.*": [
+            ("mcp.fs.tools.call.{{wildcard(1)}}", 90),
+            ("mcp.fs-next.tools.call.{{wildcard(1)}}", 10),
+        ]
+    }
     public, token = remap(adir, table, "CLIENTS")
-    want = {"mcp.fs.tools.call.*": [{"subject": "mcp.fs.tools.call.{{wildcard(1)}}", "weight": 90}, {"subject": "mcp.fs-next.tools.call.{{wildcard(1)}}", "weight": 10}]}
+    want = {
+        "mcp.fs.tools.call.*": [
+            {"subject": "mcp.fs.tools.call.{{wildcard(1)}}", "weight": 90},
+            {"subject": "mcp.fs-next.tools.call.{{wildcard(1)}}", "weight": 10},
+        ]
+    }
     assert jwt.decode(token)["nats"]["mappings"] == want and adir.resolver()["accounts"][public] == token
     assert jwt.decode(token)["nats"]["imports"]  # everything else kept
     _compile(adir, ISSUE_POLICY, now=1_000_100.0)

@@ -27,9 +27,22 @@ pytestmark = pytest.mark.anyio
 
 SCHEMAS = Path(__file__).parent.parent / "data" / "adr32"
 FS_TOOLS = {
-    "read_text_file", "read_media_file", "read_multiple_files", "write_file", "edit_file", "create_directory",
-    "list_directory", "list_directory_with_sizes", "directory_tree", "move_file", "search_files", "grep_files",
-    "get_file_info", "list_allowed_directories", "copy_file", "delete_file",
+    "read_text_file",
+    "read_media_file",
+    "read_multiple_files",
+    "write_file",
+    "edit_file",
+    "create_directory",
+    "list_directory",
+    "list_directory_with_sizes",
+    "directory_tree",
+    "move_file",
+    "search_files",
+    "grep_files",
+    "get_file_info",
+    "list_allowed_directories",
+    "copy_file",
+    "delete_file",
 }
 VERBS = {"PING": "ping", "INFO": "info", "STATS": "stats"}
 
@@ -39,7 +52,9 @@ def validator(verb: str) -> jsonschema.protocols.Validator:
     """The validator for one verb's response schema, of the Draft the schema declares, offline."""
     schema = json.loads((SCHEMAS / f"micro_v1_{VERBS[verb]}_response.json").read_text())
     cls = jsonschema.validators.validator_for(schema, default=None)
-    assert cls is jsonschema.Draft7Validator, f"the ADR-32 schemas declare draft-07, got {schema.get('$schema')}"
+    assert cls is jsonschema.Draft7Validator, (
+        f"the ADR-32 schemas declare draft-07, got {schema.get('$schema')}"
+    )
     cls.check_schema(schema)
     # An empty registry: a $ref to anything remote would fail instead of being fetched.
     return cls(schema, registry=Registry(), format_checker=cls.FORMAT_CHECKER)
@@ -70,7 +85,9 @@ async def scatter_ours(bus: Bus, subject: str, root: str) -> list[bytes]:
     return ours
 
 
-async def call(bus: Bus, root: str, tool: str, args: dict[str, Any], *, token: str | None = None) -> tuple[Any, dict[str, str]]:
+async def call(
+    bus: Bus, root: str, tool: str, args: dict[str, Any], *, token: str | None = None
+) -> tuple[Any, dict[str, str]]:
     subject = f"{root}.fs.tools.call.{token or tool}"
     body = msgspec.json.encode({"name": tool, "arguments": args})
     msg = await bus.request(subject, body, timeout=5)
@@ -87,7 +104,9 @@ async def stats_by_instance(bus: Bus, root: str) -> dict[str, dict[str, dict[str
     return out
 
 
-async def wait_stats(bus: Bus, root: str, ok: Any, timeout: float = 3.0) -> dict[str, dict[str, dict[str, Any]]]:
+async def wait_stats(
+    bus: Bus, root: str, ok: Any, timeout: float = 3.0
+) -> dict[str, dict[str, dict[str, Any]]]:
     """Bounded poll until `ok(stats)` holds (counters are recorded just after the reply is sent)."""
     end = time.monotonic() + timeout
     stats = await stats_by_instance(bus, root)
@@ -111,7 +130,9 @@ async def two_fs(responders: Responders, tmp_path: Path) -> list[str]:
     return await responders.wait_instances("fs", 2)
 
 
-async def test_ping_info_stats_replies_match_the_adr32_schemas(two_fs: list[str], bus: Bus, root: str) -> None:
+async def test_ping_info_stats_replies_match_the_adr32_schemas(
+    two_fs: list[str], bus: Bus, root: str
+) -> None:
     """PING, INFO and STATS, plain, by name and by name.id, answer once per instance with schema-valid replies."""
     name = f"{root}-fs"
     assert len(set(two_fs)) == 2
@@ -128,8 +149,12 @@ async def test_ping_info_stats_replies_match_the_adr32_schemas(two_fs: list[str]
                 assert b["metadata"]["pid"].isdigit()
         for instance in two_fs:
             replies = await bus.scatter(f"$SRV.{verb}.{name}.{instance}", idle=0.2, limit=2.0)
-            assert [check(verb, r.data)["id"] for r in replies] == [instance], f"$SRV.{verb}.{name}.{instance}"
-    pids = {msgspec.json.decode(d)["metadata"]["pid"] for d in await scatter_ours(bus, f"$SRV.PING.{name}", root)}
+            assert [check(verb, r.data)["id"] for r in replies] == [instance], (
+                f"$SRV.{verb}.{name}.{instance}"
+            )
+    pids = {
+        msgspec.json.decode(d)["metadata"]["pid"] for d in await scatter_ours(bus, f"$SRV.PING.{name}", root)
+    }
     assert len(pids) == 2, "two processes, two pids"
 
 
@@ -162,7 +187,9 @@ async def test_stats_count_calls_and_errors_across_instances(
     before = await stats_by_instance(bus, root)
     assert set(before) == set(two_fs)
     for per_ep in before.values():
-        assert all(e["num_requests"] == 0 and e["num_errors"] == 0 for name, e in per_ep.items() if name in FS_TOOLS)
+        assert all(
+            e["num_requests"] == 0 and e["num_errors"] == 0 for name, e in per_ep.items() if name in FS_TOOLS
+        )
 
     calls = 8
     answered: dict[str, int] = dict.fromkeys(two_fs, 0)
@@ -185,7 +212,9 @@ async def test_stats_count_calls_and_errors_across_instances(
     stats = await wait_stats(bus, root, settled)
     for instance, per_ep in stats.items():
         lad = per_ep["list_allowed_directories"]
-        assert lad["num_requests"] == answered[instance], f"{instance}: STATS disagrees with Mcp-Instance headers"
+        assert lad["num_requests"] == answered[instance], (
+            f"{instance}: STATS disagrees with Mcp-Instance headers"
+        )
         assert lad["num_errors"] == 0 and lad["last_error"] == ""
         if lad["num_requests"]:
             assert lad["processing_time"] > 0
@@ -200,7 +229,9 @@ async def test_stats_count_calls_and_errors_across_instances(
     assert all(per_ep[n]["num_requests"] == 0 for per_ep in stats.values() for n in untouched)
 
 
-async def test_subject_and_body_disagreeing_is_refused(two_fs: list[str], bus: Bus, root: str, tmp_path: Path) -> None:
+async def test_subject_and_body_disagreeing_is_refused(
+    two_fs: list[str], bus: Bus, root: str, tmp_path: Path
+) -> None:
     """A call whose subject names one tool and whose body names another is refused with -32602 and runs nothing."""
     (tmp_path / "secret.txt").write_text("do not write me")
     msg = await bus.request(
@@ -233,13 +264,21 @@ async def test_tools_list_over_nats_returns_every_tool(two_fs: list[str], bus: B
     for t in tools.values():
         assert t["inputSchema"]["type"] == "object"
         assert isinstance(t.get("description"), str) and t["description"]
-    stats = await wait_stats(bus, root, lambda s: sum(ep["tools-list"]["num_requests"] for ep in s.values()) == 1)
+    stats = await wait_stats(
+        bus, root, lambda s: sum(ep["tools-list"]["num_requests"] for ep in s.values()) == 1
+    )
     assert sum(ep["tools-list"]["num_requests"] for ep in stats.values()) == 1
 
 
 def test_schema_check_rejects_a_reply_that_breaks_adr32() -> None:
     """The schema check is live: a name with a dot, a wrong type string or a missing field fails it."""
-    good = {"type": "io.nats.micro.v1.ping_response", "name": "t-fs", "id": "x", "version": "0.1.0", "metadata": {}}
+    good = {
+        "type": "io.nats.micro.v1.ping_response",
+        "name": "t-fs",
+        "id": "x",
+        "version": "0.1.0",
+        "metadata": {},
+    }
     check("PING", msgspec.json.encode(good))
     for bad in (
         {**good, "name": "t.fs"},
@@ -255,10 +294,14 @@ def test_schema_check_rejects_a_reply_that_breaks_adr32() -> None:
 async def test_refused_call_counts_as_an_endpoint_error(two_fs: list[str], bus: Bus, root: str) -> None:
     """A call refused on a tool's subject (-32602) counts in that endpoint's num_requests and num_errors, as ADR-32 STATS defines them."""
     msg = await bus.request(
-        f"{root}.fs.tools.call.get_file_info", b'{"name":"list_directory","arguments":{"path":"."}}', timeout=5
+        f"{root}.fs.tools.call.get_file_info",
+        b'{"name":"list_directory","arguments":{"path":"."}}',
+        timeout=5,
     )
     assert (msg.headers or {}).get(h.SERVICE_ERROR_CODE) == "-32602"
-    stats = await wait_stats(bus, root, lambda s: sum(ep["get_file_info"]["num_errors"] for ep in s.values()) == 1, 1.0)
+    stats = await wait_stats(
+        bus, root, lambda s: sum(ep["get_file_info"]["num_errors"] for ep in s.values()) == 1, 1.0
+    )
     entries = [ep["get_file_info"] for ep in stats.values()]
     assert sum(e["num_requests"] for e in entries) == 1
     assert sum(e["num_errors"] for e in entries) == 1

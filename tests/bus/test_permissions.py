@@ -12,7 +12,15 @@ from schemas.policy import PolicyError, check, parse_policy, with_services
 from ..schemas.test_policy import ISSUE_POLICY
 
 CATALOG = {
-    "fs": ["read_text_file", "read_media_file", "write_file", "delete_file", "list_directory", "get_file_info", "search_files"],
+    "fs": [
+        "read_text_file",
+        "read_media_file",
+        "write_file",
+        "delete_file",
+        "list_directory",
+        "get_file_info",
+        "search_files",
+    ],
     "memory": ["read_graph", "search_nodes", "open_nodes", "create_entities"],
     "demo": ["add", "odd.name"],
 }
@@ -32,11 +40,23 @@ def test_an_identity_may_publish_only_its_allowed_tools() -> None:
     alice (writer) gets fs.* as a wildcard minus delete_file; neither may touch a service its roles do not name."""
     p = parse_policy(ISSUE_POLICY)
     ci = perm.identity(p, "ci", CATALOG, S)
-    assert ci.may_publish("mcp.fs.tools.call.read_text_file") and ci.may_publish("mcp.fs.tools.call.read_media_file")
-    assert ci.may_publish("mcp.fs.tools.list") and ci.may_publish("mcp.fs.cancel") and ci.may_publish("mcp.memory.discover")
-    assert not ci.may_publish("mcp.fs.tools.call.write_file") and not ci.may_publish("mcp.fs.tools.call.delete_file")
-    assert not ci.may_publish("mcp.memory.tools.call.create_entities") and not ci.may_publish("mcp.demo.discover")
-    assert not ci.may_publish("mcp.audit.fs.read_text_file") and not ci.may_publish("$JS.API.STREAM.DELETE.MCP_AUDIT")
+    assert ci.may_publish("mcp.fs.tools.call.read_text_file") and ci.may_publish(
+        "mcp.fs.tools.call.read_media_file"
+    )
+    assert (
+        ci.may_publish("mcp.fs.tools.list")
+        and ci.may_publish("mcp.fs.cancel")
+        and ci.may_publish("mcp.memory.discover")
+    )
+    assert not ci.may_publish("mcp.fs.tools.call.write_file") and not ci.may_publish(
+        "mcp.fs.tools.call.delete_file"
+    )
+    assert not ci.may_publish("mcp.memory.tools.call.create_entities") and not ci.may_publish(
+        "mcp.demo.discover"
+    )
+    assert not ci.may_publish("mcp.audit.fs.read_text_file") and not ci.may_publish(
+        "$JS.API.STREAM.DELETE.MCP_AUDIT"
+    )
     assert ci.sub_allow[0] == "_INBOX_ci.>" and "_INBOX.>" not in ci.sub_allow
     alice = perm.identity(p, "alice", CATALOG, S)
     assert "mcp.fs.tools.call.*" in alice.pub_allow and alice.may_publish("mcp.fs.tools.call.some_new_tool")
@@ -46,9 +66,13 @@ def test_an_identity_may_publish_only_its_allowed_tools() -> None:
 def test_a_service_is_confined_to_its_own_subjects_and_cannot_touch_the_audit_stream() -> None:
     """fs subscribes only mcp.fs.> (and $SRV); publishes its events and audit records; never deletes the audit stream."""
     fs = perm.service("fs", S, "MCP_AUDIT")
-    assert "mcp.fs.>" in fs.sub_allow and not any(subject_matches(p, "mcp.memory.tools.list") for p in fs.sub_allow)
+    assert "mcp.fs.>" in fs.sub_allow and not any(
+        subject_matches(p, "mcp.memory.tools.list") for p in fs.sub_allow
+    )
     assert fs.may_publish("mcp.audit.fs.read_text_file") and not fs.may_publish("mcp.audit.memory.read_graph")
-    assert not fs.may_publish("$JS.API.STREAM.DELETE.MCP_AUDIT") and not fs.may_publish("$JS.API.STREAM.PURGE.MCP_AUDIT")
+    assert not fs.may_publish("$JS.API.STREAM.DELETE.MCP_AUDIT") and not fs.may_publish(
+        "$JS.API.STREAM.PURGE.MCP_AUDIT"
+    )
     assert fs.may_publish("$JS.API.STREAM.INFO.MCP_EVENTS") and fs.responses > 1
 
 
@@ -91,8 +115,12 @@ def test_extra_services_get_exports_and_their_like_kinds_tools_for_prefix_patter
     assert catalog["fs-next"] == CATALOG["fs"] and catalog["tool1"] == []
     check(p, catalog)
     t = perm.identity(p, "t", catalog, S)
-    assert t.may_publish("mcp.fs-next.tools.call.read_text_file") and not t.may_publish("mcp.fs-next.tools.call.write_file")
-    assert t.may_publish("mcp.tool1.tools.call.anything") and not t.may_publish("mcp.fs.tools.call.read_text_file")
+    assert t.may_publish("mcp.fs-next.tools.call.read_text_file") and not t.may_publish(
+        "mcp.fs-next.tools.call.write_file"
+    )
+    assert t.may_publish("mcp.tool1.tools.call.anything") and not t.may_publish(
+        "mcp.fs.tools.call.read_text_file"
+    )
     assert {"mcp.fs-next.>", "mcp.tool1.>"} <= {e.subject for e in perm.exports(catalog, S)}
     with pytest.raises(PolicyError, match="services.x.like"):
         with_services(parse_policy('[services.x]\nlike = "nope"\n'), CATALOG)

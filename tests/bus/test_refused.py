@@ -21,7 +21,10 @@ def test_a_refused_publish_fails_only_the_calls_to_that_subject() -> None:
         loop = asyncio.get_running_loop()
         waiting = asyncio.ensure_future(denied.next(600, loop.time() + 600))
         await asyncio.sleep(0)
-        failed = inbox.refused("root.fs.tools.call.write_file", lambda s: PermissionDenied(f"ci may not publish to {s!r}", subject=s, user="ci"))
+        failed = inbox.refused(
+            "root.fs.tools.call.write_file",
+            lambda s: PermissionDenied(f"ci may not publish to {s!r}", subject=s, user="ci"),
+        )
         assert failed == 1
         with pytest.raises(PermissionDenied) as info:
             await asyncio.wait_for(waiting, 5)

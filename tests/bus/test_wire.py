@@ -76,9 +76,11 @@ async def _until(cond: Any, timeout: float = 10.0, state: Any = None) -> None:
 def _client_state(bus: Bus, got: list[Any]) -> str:
     nc: Any = bus.nc
     flusher = nc._flusher_task
-    return (f"received {[(m.subject, m.data[:20]) for m in got]}; connected {bus.connected}; status {nc._status}; "
-            f"pending {len(nc._pending)} ({nc._pending_data_size} B); flush queue {nc._flush_queue.qsize()}; "
-            f"flusher {'done' if flusher is None or flusher.done() else 'running'}; fast {bus.wire.fast}")
+    return (
+        f"received {[(m.subject, m.data[:20]) for m in got]}; connected {bus.connected}; status {nc._status}; "
+        f"pending {len(nc._pending)} ({nc._pending_data_size} B); flush queue {nc._flush_queue.qsize()}; "
+        f"flusher {'done' if flusher is None or flusher.done() else 'running'}; fast {bus.wire.fast}"
+    )
 
 
 async def test_publish_delivers_what_nats_py_would(nats_settings: NatsSettings, root: str) -> None:
@@ -147,7 +149,9 @@ async def test_subscribe_delivers_what_nats_py_sent(nats_settings: NatsSettings,
             await plain.close()
 
 
-async def test_bad_input_fails_cleanly_and_the_connection_survives(nats_settings: NatsSettings, root: str) -> None:
+async def test_bad_input_fails_cleanly_and_the_connection_survives(
+    nats_settings: NatsSettings, root: str
+) -> None:
     async with connect(nats_settings, name="wire-test", ident="w3") as bus:
         with pytest.raises(PayloadTooLarge):
             await bus.publish(f"{root}.big", b"x" * (bus.max_payload + 1))
@@ -261,7 +265,9 @@ def test_add_headers_replaces_a_key_rather_than_sending_it_twice() -> None:
     assert add_headers(encode_headers({"A": "1"}), {"C": "4"}) == encode_headers({"A": "1", "C": "4"})
 
 
-async def test_a_subject_that_cannot_be_encoded_is_a_bus_error(nats_settings: NatsSettings, root: str) -> None:
+async def test_a_subject_that_cannot_be_encoded_is_a_bus_error(
+    nats_settings: NatsSettings, root: str
+) -> None:
     async with connect(nats_settings, name="wire-test", ident="w9") as bus:
         with pytest.raises(BusError):
             await bus.publish(f"{root}.\udc80", b"lone surrogate")
@@ -280,8 +286,12 @@ async def test_requests_routed_while_an_endpoint_drains_are_still_served(nats_se
     handled: list[bytes] = []
     async with NatsProxy(nats_server.port, hold_unsub=0.5) as proxy:
         async with (
-            connect(NatsSettings(url=proxy.url, root=root, connect_timeout=2.0), name="drainer", ident="wd1") as rbus,
-            connect(NatsSettings(url=nats_server.url, root=root, connect_timeout=2.0), name="caller", ident="wd2") as cbus,
+            connect(
+                NatsSettings(url=proxy.url, root=root, connect_timeout=2.0), name="drainer", ident="wd1"
+            ) as rbus,
+            connect(
+                NatsSettings(url=nats_server.url, root=root, connect_timeout=2.0), name="caller", ident="wd2"
+            ) as cbus,
         ):
 
             async def handler(req: Any) -> None:

@@ -31,7 +31,9 @@ async def test_autostart_brings_up_server_and_fs(tmp_path: Path) -> None:
 
     try:
         with anyio.fail_after(60):
-            async with bridge_client(["bridge", "--autostart"], mode="legacy", env=env, message_handler=on_message) as c:
+            async with bridge_client(
+                ["bridge", "--autostart"], mode="legacy", env=env, message_handler=on_message
+            ) as c:
                 names = {t.name for t in (await c.list_tools()).tools}
                 if "fs_read_text_file" not in names:
                     await changed.wait()

@@ -78,7 +78,10 @@ def test_file_is_found_through_mcp_nats_config_and_the_current_directory(
     (here / "mcp-nats.toml").write_text('[nats]\nroot = "fromcwd"\n')
     monkeypatch.chdir(here)
     assert load_settings(environ={}).nats.root == "fromcwd"
-    assert load_settings(str(config_file), environ={"MCP_NATS_CONFIG": "/nonexistent.toml"}).nats.root == "fromfile"
+    assert (
+        load_settings(str(config_file), environ={"MCP_NATS_CONFIG": "/nonexistent.toml"}).nats.root
+        == "fromfile"
+    )
 
 
 def test_env_overrides_the_file(config_file: Path) -> None:
@@ -106,7 +109,11 @@ def test_env_overrides_the_file(config_file: Path) -> None:
 def test_overrides_beat_env_and_file(config_file: Path) -> None:
     """Command-line overrides beat both the variables and the file, key by key."""
     env = {"MCP_NATS_URL": "nats://env:4222", "MCP_NATS_BRIDGE_CALL_TIMEOUT": "7.5"}
-    s = load_settings(str(config_file), environ=env, overrides={"nats": {"url": "nats://flag:4222"}, "fs": {"roots": ["/flag"]}})
+    s = load_settings(
+        str(config_file),
+        environ=env,
+        overrides={"nats": {"url": "nats://flag:4222"}, "fs": {"roots": ["/flag"]}},
+    )
     assert s.nats.url == "nats://flag:4222"
     assert s.services["fs"] == FsSettings(roots=["/flag"])
     assert s.bridge.call_timeout == 7.5
@@ -129,7 +136,9 @@ def test_unknown_toml_key_is_refused_by_name(tmp_path: Path, text: str, named: s
 
 
 @pytest.mark.parametrize("name", ["MCP_NATS_BOGUS", "MCP_NATS_FS", "MCP_NATS_BRIDGE_BOGUS"])
-def test_unknown_mcp_nats_variable_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+def test_unknown_mcp_nats_variable_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
     """An MCP_NATS_ variable that is no setting is a ConfigError that names it (or the unknown key it maps to)."""
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ConfigError) as err:
@@ -153,7 +162,9 @@ def test_unknown_mcp_nats_variable_is_refused(tmp_path: Path, monkeypatch: pytes
         ({}, "[bridge]\nmax_tool_name = 500\n", "bridge.max_tool_name"),
     ],
 )
-def test_bad_value_is_refused_naming_the_key(tmp_path: Path, env: dict[str, str], text: str, key: str) -> None:
+def test_bad_value_is_refused_naming_the_key(
+    tmp_path: Path, env: dict[str, str], text: str, key: str
+) -> None:
     """A value that breaks its constraint (negative timeout, a root with a dot, wrong type) is a ConfigError naming the key."""
     with pytest.raises(ConfigError, match=rf"^bad configuration value for {key}: "):
         load_settings(write(tmp_path, text), environ=env)
@@ -174,7 +185,9 @@ def test_unreadable_or_invalid_file_is_refused(tmp_path: Path) -> None:
         load_settings(write(tmp_path, "[nats\n"), environ={})
 
 
-def test_url_resolution_prefers_setting_then_recorded_then_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_url_resolution_prefers_setting_then_recorded_then_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """resolve_url: the configured URL, else the one `up` recorded in the state directory, else the default."""
     monkeypatch.chdir(tmp_path)
     s = load_settings(environ={"MCP_NATS_STATE_DIR": str(tmp_path / "st")})
@@ -205,7 +218,12 @@ def _subparser(parser: argparse.ArgumentParser, words: list[str]) -> argparse.Ar
 def test_help_exits_0_and_mentions_every_option(command: str, tmp_path: Path) -> None:
     """`mcp-nats <cmd> --help` exits 0 and lists every option the command accepts."""
     done = subprocess.run(
-        [MCP_NATS, *command.split(), "--help"], cwd=tmp_path, env=child_env(), capture_output=True, text=True, timeout=20
+        [MCP_NATS, *command.split(), "--help"],
+        cwd=tmp_path,
+        env=child_env(),
+        capture_output=True,
+        text=True,
+        timeout=20,
     )
     assert done.returncode == 0, done.stderr
     sub = _subparser(build_parser(), command.split())
@@ -219,7 +237,11 @@ def test_help_exits_0_and_mentions_every_option(command: str, tmp_path: Path) ->
 @pytest.mark.parametrize(
     ("env", "args", "sentence"),
     [
-        ({"MCP_NATS_BRIDGE_CALL_TIMEOUT": "-1"}, [], "bad configuration value for bridge.call_timeout: Expected `float` > 0.0"),
+        (
+            {"MCP_NATS_BRIDGE_CALL_TIMEOUT": "-1"},
+            [],
+            "bad configuration value for bridge.call_timeout: Expected `float` > 0.0",
+        ),
         ({"MCP_NATS_ROOT": "a.b"}, [], "bad configuration value for nats.root"),
         ({"MCP_NATS_BOGUS": "1"}, [], "unknown environment variable MCP_NATS_BOGUS"),
         ({}, ["--subject-root", "a.b"], "bad configuration value for nats.root"),

@@ -76,7 +76,9 @@ class Up:
             except queue.Empty:
                 break
             if got is None:
-                raise AssertionError(f"up exited ({self.proc.wait(5)}) before printing {needle!r}\n{self.output()}")
+                raise AssertionError(
+                    f"up exited ({self.proc.wait(5)}) before printing {needle!r}\n{self.output()}"
+                )
             self.lines.append(got)
             if needle in got:
                 return got
@@ -150,7 +152,9 @@ def assert_gone(pid: int, what: str, timeout: float = 10.0) -> None:
     assert state in (None, "Z"), f"{what} (pid {pid}) is still running (state {state}) after `up` exited"
 
 
-def responder_pids(url: str, root: str = "mcp", timeout: float = 10.0, credentials: Path | None = None) -> list[int]:
+def responder_pids(
+    url: str, root: str = "mcp", timeout: float = 10.0, credentials: Path | None = None
+) -> list[int]:
     """The pids the fs instances under `root` report in their $SRV.PING metadata (bounded wait for one).
     `credentials`: the admin.creds of an embedded server `up` started (auth is on by default)."""
 
@@ -182,10 +186,14 @@ def default_server_refused() -> str | None:
     return check_server(DEFAULT_URL)
 
 
-def test_up_prints_the_claude_line_and_ctrl_c_stops_server_and_responder(start_up: object, tmp_path: Path) -> None:
+def test_up_prints_the_claude_line_and_ctrl_c_stops_server_and_responder(
+    start_up: object, tmp_path: Path
+) -> None:
     """`up` starts its own server and fs, prints `claude mcp add` with the absolute mcp-nats path, and SIGINT exits 0 leaving neither process."""
     if default_server_refused() is None:
-        pytest.skip(f"a suitable NATS server answers at {DEFAULT_URL}; up would reuse it instead of starting one")
+        pytest.skip(
+            f"a suitable NATS server answers at {DEFAULT_URL}; up would reuse it instead of starting one"
+        )
     up: Up = start_up()  # type: ignore[operator]
     state = tmp_path / "state"
     try:
@@ -273,14 +281,19 @@ def test_up_refuses_an_old_server_on_the_default_port(start_up: object, tmp_path
 def test_closing_the_terminal_stops_the_embedded_server(start_up: object, tmp_path: Path) -> None:
     """SIGHUP to `up` (its terminal closed) stops the nats-server it started, as Ctrl-C does."""
     if default_server_refused() is None:
-        pytest.skip(f"a suitable NATS server answers at {DEFAULT_URL}; up would reuse it instead of starting one")
+        pytest.skip(
+            f"a suitable NATS server answers at {DEFAULT_URL}; up would reuse it instead of starting one"
+        )
     up: Up = start_up()  # type: ignore[operator]
     try:
         up.wait_line(CLAUDE_LINE)
         server_pid = int((tmp_path / "state" / "server" / "nats-server.pid").read_text())
         up.pids.append(server_pid)
         up.pids.extend(
-            responder_pids((tmp_path / "state" / "nats.url").read_text().strip(), credentials=tmp_path / "state" / "auth" / "admin.creds")
+            responder_pids(
+                (tmp_path / "state" / "nats.url").read_text().strip(),
+                credentials=tmp_path / "state" / "auth" / "admin.creds",
+            )
         )
         up.proc.send_signal(signal.SIGHUP)
         up.proc.wait(30)
@@ -296,7 +309,9 @@ def test_ctrl_c_while_the_server_starts_leaves_no_server(start_up: object, tmp_p
     The server is a wrapper ($MCP_NATS_SERVER_BINARY) that answers --version at once but holds the real
     server back until the test says so, so the Ctrl-C lands in the wait every time (no race to lose)."""
     if default_server_refused() is None:
-        pytest.skip(f"a suitable NATS server answers at {DEFAULT_URL}; up would reuse it instead of starting one")
+        pytest.skip(
+            f"a suitable NATS server answers at {DEFAULT_URL}; up would reuse it instead of starting one"
+        )
     real = EmbeddedServer(tmp_path / "probe").binary
     held = tmp_path / "held.pid"
     go = tmp_path / "go"
@@ -317,7 +332,9 @@ def test_ctrl_c_while_the_server_starts_leaves_no_server(start_up: object, tmp_p
         assert held.exists(), f"the server was never started\n{up.output()}"
         server_pid = int(held.read_text())
         up.pids.append(server_pid)
-        assert not (tmp_path / "state" / "server" / "nats-server.log").exists()  # not ready: `up` is waiting in start()
+        assert not (
+            tmp_path / "state" / "server" / "nats-server.log"
+        ).exists()  # not ready: `up` is waiting in start()
         up.proc.send_signal(signal.SIGINT)
         assert up.proc.wait(10) == 0  # at once, not after the readiness timeout (15 s)
         assert_gone(server_pid, "the nats-server started by the interrupted `up`", timeout=5.0)

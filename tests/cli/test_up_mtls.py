@@ -32,7 +32,9 @@ async def tools_list_as(url: str, tls: Path, who: str) -> tuple[str, bytes]:
 def test_up_with_mtls_admits_a_certificate_alone_and_stops_the_callout(tmp_path: Path) -> None:
     """After `auth init --mtls`, `up` starts the callout as its child; alice's certificate alone lists fs's tools; SIGINT stops the callout."""
     if default_server_refused() is None:
-        pytest.skip(f"a suitable NATS server answers at {DEFAULT_URL}; up would reuse it instead of starting one")
+        pytest.skip(
+            f"a suitable NATS server answers at {DEFAULT_URL}; up would reuse it instead of starting one"
+        )
     state = tmp_path / "state"
     (tmp_path / "policy.toml").write_text(POLICY)
     init = [MCP_NATS, "auth", "init", "--policy", "policy.toml", "--mtls", "--state-dir", str(state)]

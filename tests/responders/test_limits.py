@@ -34,7 +34,15 @@ class Clock:
 
 def call(identity: str, tool: str = "read_text_file", service: str = "fs") -> ToolCall:
     return ToolCall(
-        service=service, tool=tool, call_id="c", instance="i", identity=identity, verified=True, headers={}, arguments=b"{}", started_ns=0
+        service=service,
+        tool=tool,
+        call_id="c",
+        instance="i",
+        identity=identity,
+        verified=True,
+        headers={},
+        arguments=b"{}",
+        started_ns=0,
     )
 
 
@@ -73,7 +81,12 @@ def test_tool_limits_apply_per_identity_and_identities_without_a_rate_are_free()
     assert lim.call_started(call("alice", "write_file")) is None
     assert lim.call_started(call("alice", "write_file")) is None
     third = lim.call_started(call("alice", "write_file"))
-    assert third is not None and third.code == RATE_LIMITED and third.retry_after is not None and third.retry_after > 20
+    assert (
+        third is not None
+        and third.code == RATE_LIMITED
+        and third.retry_after is not None
+        and third.retry_after > 20
+    )
     assert lim.call_started(call("ci", "write_file")) is None
 
 

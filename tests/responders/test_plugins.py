@@ -121,13 +121,20 @@ def test_a_plugin_whose_backend_is_missing_fails_at_start_naming_the_extra(tmp_p
         timeout=30,
     )
     assert done.returncode == 2
-    assert "pip install 'mcp-nats[weather-backends]'" in done.stderr and "no_such_backend_module_xyz" in done.stderr
+    assert (
+        "pip install 'mcp-nats[weather-backends]'" in done.stderr
+        and "no_such_backend_module_xyz" in done.stderr
+    )
 
 
 def test_a_plugin_registered_in_process_gets_its_settings_section_validated(tmp_path: Path) -> None:
     """`registry.register` adds a plugin; its `[section]` in the config is parsed by its Struct, a typo named."""
     plugin = ServicePlugin(
-        name="extrafs", summary="fs again", settings=FsSettings, build=lambda s, o: None, list_keys=frozenset({"roots"})  # type: ignore[arg-type,return-value]
+        name="extrafs",
+        summary="fs again",
+        settings=FsSettings,
+        build=lambda s, o: None,  # type: ignore[arg-type,return-value]
+        list_keys=frozenset({"roots"}),
     )
     registry.register(plugin)
     try:
@@ -147,7 +154,12 @@ def test_a_plugin_registered_in_process_gets_its_settings_section_validated(tmp_
 def test_missing_extra_names_the_extra() -> None:
     """MissingExtra's sentence says which module is missing and which extra brings it."""
     plugin = ServicePlugin(
-        name="needy", summary="x", settings=FsSettings, build=lambda s, o: None, extra="db", requires=("no_such_mod_abc",)  # type: ignore[arg-type,return-value]
+        name="needy",
+        summary="x",
+        settings=FsSettings,
+        build=lambda s, o: None,  # type: ignore[arg-type,return-value]
+        extra="db",
+        requires=("no_such_mod_abc",),
     )
     with pytest.raises(MissingExtra) as err:
         registry.check_requirements(plugin)

@@ -61,7 +61,9 @@ async def served(bus: Bus) -> AsyncIterator[Bus]:
     await asyncio.wait_for(task, 10)
 
 
-async def call(bus: Bus, tool: str, args: object, headers: dict[str, str] | None = None, timeout: float = 5) -> tuple[dict[str, Any], dict[str, str]]:
+async def call(
+    bus: Bus, tool: str, args: object, headers: dict[str, str] | None = None, timeout: float = 5
+) -> tuple[dict[str, Any], dict[str, str]]:
     body = msgspec.json.encode({"name": tool, "arguments": args})
     msg = await bus.request(f"{bus.subjects.root}.unit.tools.call.{tool}", body, headers, timeout=timeout)
     return msgspec.json.decode(msg.data), msg.headers or {}
@@ -84,7 +86,9 @@ async def test_structured_result_and_schema(served: Bus) -> None:
     result, headers = await call(served, "add", {"a": 2, "b": 3})
     assert result["structuredContent"] == {"x": 5, "y": 0}
     assert result["resultType"] == "complete" and "Mcp-Instance" in headers
-    listed = msgspec.json.decode((await served.request(f"{served.subjects.root}.unit.tools.list", b"{}", timeout=5)).data)
+    listed = msgspec.json.decode(
+        (await served.request(f"{served.subjects.root}.unit.tools.list", b"{}", timeout=5)).data
+    )
     add = next(t for t in listed["tools"] if t["name"] == "add")
     assert add["outputSchema"]["properties"]["x"]["type"] == "integer"
     assert add["annotations"]["readOnlyHint"] is True
@@ -92,9 +96,16 @@ async def test_structured_result_and_schema(served: Bus) -> None:
 
 @pytest.mark.parametrize(
     ("args", "fragment"),
-    [({"a": "two"}, "'a'"), ({}, "missing required argument 'a'"), ({"a": 1, "zzz": 2}, "unknown argument 'zzz'"), ([1], "add")],
+    [
+        ({"a": "two"}, "'a'"),
+        ({}, "missing required argument 'a'"),
+        ({"a": 1, "zzz": 2}, "unknown argument 'zzz'"),
+        ([1], "add"),
+    ],
 )
-async def test_bad_arguments_are_tool_errors_naming_the_field(served: Bus, args: object, fragment: str) -> None:
+async def test_bad_arguments_are_tool_errors_naming_the_field(
+    served: Bus, args: object, fragment: str
+) -> None:
     """Arguments that fail validation give isError results that name the offending argument."""
     result, _ = await call(served, "add", args)
     assert result["isError"] is True and fragment in result["content"][0]["text"]
@@ -106,7 +117,12 @@ async def test_tool_error_and_crash(served: Bus) -> None:
     assert polite["isError"] is True and polite["content"][0]["text"] == "cannot: disk full"
     crash, _ = await call(served, "crashes", {})
     text = crash["content"][0]["text"]
-    assert crash["isError"] is True and "secret-token-123" not in text and "Traceback" not in text and "call id" in text
+    assert (
+        crash["isError"] is True
+        and "secret-token-123" not in text
+        and "Traceback" not in text
+        and "call id" in text
+    )
 
 
 async def test_unknown_tool_and_subject_body_mismatch(served: Bus) -> None:
@@ -114,7 +130,9 @@ async def test_unknown_tool_and_subject_body_mismatch(served: Bus) -> None:
     root = served.subjects.root
     msg = await served.request(f"{root}.unit.tools.call.nope", b'{"name":"nope"}', timeout=5)
     assert msg.headers and msg.headers["Nats-Service-Error-Code"] == "-32602"
-    smuggled = await served.request(f"{root}.unit.tools.call.add", b'{"name":"crashes","arguments":{}}', timeout=5)
+    smuggled = await served.request(
+        f"{root}.unit.tools.call.add", b'{"name":"crashes","arguments":{}}', timeout=5
+    )
     assert smuggled.headers and smuggled.headers["Nats-Service-Error-Code"] == "-32602"
 
 
@@ -135,12 +153,16 @@ async def test_deadline_header_stops_the_work(served: Bus) -> None:
 async def test_a_quick_sync_tool_runs_inline_and_still_honours_a_passed_deadline(served: Bus) -> None:
     """Quick synchronous tools run without a timer or a cancel registration; a deadline already
     passed when the call arrives still gets the deadline error, and the tool does not run."""
-    assert served is not None and make_service().tools["add"].inline and not make_service().tools["waits"].inline
+    assert (
+        served is not None and make_service().tools["add"].inline and not make_service().tools["waits"].inline
+    )
     ok, _ = await call(served, "add", {"a": 1}, {"Mcp-Deadline": str(int((time.time() + 30) * 1000))})
     assert ok["structuredContent"] == {"x": 2, "y": 0}
     msg = await served.request(
-        f"{served.subjects.root}.unit.tools.call.add", b'{"name":"add","arguments":{"a":1}}',
-        {"Mcp-Deadline": str(int((time.time() - 1) * 1000)), "Mcp-Call-Id": "late"}, timeout=5,
+        f"{served.subjects.root}.unit.tools.call.add",
+        b'{"name":"add","arguments":{"a":1}}',
+        {"Mcp-Deadline": str(int((time.time() - 1) * 1000)), "Mcp-Call-Id": "late"},
+        timeout=5,
     )
     assert msg.headers and msg.headers["Nats-Service-Error-Code"] == "-31002"
 
@@ -151,7 +173,10 @@ async def test_cancel_subject_cancels_the_call_without_reply(served: Bus) -> Non
     call_ = served.open_call(f"{root}.unit.tools.call.waits")
     with call_:
         await served.publish(
-            f"{root}.unit.tools.call.waits", b'{"name":"waits","arguments":{"seconds":3}}', {"Mcp-Call-Id": "cx", "Mcp-Heartbeat": "100"}, reply=call_.reply
+            f"{root}.unit.tools.call.waits",
+            b'{"name":"waits","arguments":{"seconds":3}}',
+            {"Mcp-Call-Id": "cx", "Mcp-Heartbeat": "100"},
+            reply=call_.reply,
         )
         frame = await call_.next(2.0, asyncio.get_running_loop().time() + 2)
         assert frame.kind == "heartbeat"  # it is running

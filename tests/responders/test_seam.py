@@ -100,13 +100,17 @@ def make_service(ran: list[str]) -> Service:
     return svc
 
 
-async def _serve(nats: NatsSettings, tmp: Path, service: Service, observers: Observers) -> AsyncIterator[None]:
+async def _serve(
+    nats: NatsSettings, tmp: Path, service: Service, observers: Observers
+) -> AsyncIterator[None]:
     settings = Settings(
         state_dir=str(tmp), nats=nats, audit=AuditSettings(spool_dir=str(tmp / "spool"), retry_interval=0.2)
     )
     stop = asyncio.Event()
     ready = asyncio.Event()
-    task = asyncio.create_task(serve(service, settings, observers=observers, stop=stop, ready=lambda _r: ready.set()))
+    task = asyncio.create_task(
+        serve(service, settings, observers=observers, stop=stop, ready=lambda _r: ready.set())
+    )
     try:
         await asyncio.wait_for(ready.wait(), 10)
         yield
@@ -131,22 +135,42 @@ async def test_audit_and_an_observer_count_the_same_calls_and_a_raising_observer
     try:
         subjects = bus.subjects
         for i in range(5):
-            reply = msgspec.json.decode((await bus.request(subjects.tool_call("seamed", "echo"), _body("echo", {"text": f"t{i}"}), timeout=5)).data)
+            reply = msgspec.json.decode(
+                (
+                    await bus.request(
+                        subjects.tool_call("seamed", "echo"), _body("echo", {"text": f"t{i}"}), timeout=5
+                    )
+                ).data
+            )
             assert reply["content"][0]["text"] == f"t{i}"
         for _ in range(2):
-            reply = msgspec.json.decode((await bus.request(subjects.tool_call("seamed", "fail"), _body("fail", {"reason": "no"}), timeout=5)).data)
+            reply = msgspec.json.decode(
+                (
+                    await bus.request(
+                        subjects.tool_call("seamed", "fail"), _body("fail", {"reason": "no"}), timeout=5
+                    )
+                ).data
+            )
             assert reply["isError"] is True
         bad = await bus.request(subjects.tool_call("seamed", "echo"), b"{not json", timeout=5)
         assert (bad.headers or {}).get(h.SERVICE_ERROR_CODE) == str(INVALID_PARAMS)
         unknown = await bus.request(subjects.tool_call("seamed", "nope"), _body("nope", {}), timeout=5)
         assert (unknown.headers or {}).get(h.SERVICE_ERROR_CODE) is not None
         past = str(int((time.time() - 1) * 1000))
-        late = await bus.request(subjects.tool_call("seamed", "wait"), _body("wait", {"seconds": 0}), {h.DEADLINE: past}, timeout=5)
+        late = await bus.request(
+            subjects.tool_call("seamed", "wait"), _body("wait", {"seconds": 0}), {h.DEADLINE: past}, timeout=5
+        )
         assert (late.headers or {}).get(h.SERVICE_ERROR_CODE) is not None
-        body = msgspec.json.encode({"name": "wait", "arguments": {"seconds": 30}, "_meta": {"progressToken": 1}})
-        call = await start_running_call(bus, subjects.tool_call("seamed", "wait"), body, {h.CALL_ID: "cancel-me"})
+        body = msgspec.json.encode(
+            {"name": "wait", "arguments": {"seconds": 30}, "_meta": {"progressToken": 1}}
+        )
+        call = await start_running_call(
+            bus, subjects.tool_call("seamed", "wait"), body, {h.CALL_ID: "cancel-me"}
+        )
         with call:
-            await bus.publish(subjects.cancel("seamed"), cancel_encoder.encode(CancelRequest(callId="cancel-me")))
+            await bus.publish(
+                subjects.cancel("seamed"), cancel_encoder.encode(CancelRequest(callId="cancel-me"))
+            )
             await bus.flush()
             await asyncio.wait_for(counting.cancelled.wait(), 10)
     finally:
@@ -167,14 +191,22 @@ async def test_a_refusal_stops_the_call_before_its_handler_with_a_retry_hint(
     """An observer's Refusal is answered with its code and data.retryAfterMs; the handler never runs; it is audited."""
     ran: list[str] = []
     counting = Counting()
-    gen = _serve(nats_settings, tmp_path, make_service(ran), Observers(calls=(RefuseTool("limited"), counting)))
+    gen = _serve(
+        nats_settings, tmp_path, make_service(ran), Observers(calls=(RefuseTool("limited"), counting))
+    )
     await gen.__anext__()
     try:
         msg = await bus.request(bus.subjects.tool_call("seamed", "limited"), _body("limited", {}), timeout=5)
         error = msgspec.json.decode(msg.data)
         assert error["code"] == RATE_LIMITED and error["data"] == {"retryAfterMs": 1500}
         assert "too many calls" in error["message"]
-        ok = msgspec.json.decode((await bus.request(bus.subjects.tool_call("seamed", "echo"), _body("echo", {"text": "x"}), timeout=5)).data)
+        ok = msgspec.json.decode(
+            (
+                await bus.request(
+                    bus.subjects.tool_call("seamed", "echo"), _body("echo", {"text": "x"}), timeout=5
+                )
+            ).data
+        )
         assert ok["content"][0]["text"] == "x"
     finally:
         with pytest.raises(StopAsyncIteration):
@@ -186,18 +218,36 @@ async def test_a_refusal_stops_the_call_before_its_handler_with_a_retry_hint(
     assert [(r.outcome, r.errorCode) for r in refused] == [("protocol_error", RATE_LIMITED)]
 
 
-def test_seam_returns_the_first_refusal_and_logs_a_failing_observer_once(caplog: pytest.LogCaptureFixture) -> None:
+def test_seam_returns_the_first_refusal_and_logs_a_failing_observer_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     """Seam.start returns the first Refusal while every observer still sees the call; a raising observer is logged once."""
     counting = Counting()
     seam = Seam([Raising(), RefuseTool("x"), counting, RefuseTool("x")])
     call = ToolCall(
-        service="s", tool="x", call_id="c1", instance="i", identity="", verified=False, headers={}, arguments=b"{}", started_ns=0
+        service="s",
+        tool="x",
+        call_id="c1",
+        instance="i",
+        identity="",
+        verified=False,
+        headers={},
+        arguments=b"{}",
+        started_ns=0,
     )
     refusal = seam.start(call)
     assert refusal is not None and refusal.code == RATE_LIMITED
     assert counting.started == ["c1"]
     other = ToolCall(
-        service="s", tool="y", call_id="c2", instance="i", identity="", verified=False, headers={}, arguments=None, started_ns=0
+        service="s",
+        tool="y",
+        call_id="c2",
+        instance="i",
+        identity="",
+        verified=False,
+        headers={},
+        arguments=None,
+        started_ns=0,
     )
     assert seam.start(other) is None and counting.started == ["c1", "c2"]
     seam.end(other)
@@ -205,4 +255,6 @@ def test_seam_returns_the_first_refusal_and_logs_a_failing_observer_once(caplog:
     assert counting.ended["ok"] == 2
     errors = [r for r in caplog.records if r.levelname == "ERROR"]
     assert len(errors) == 2  # one for call_started, one for call_ended, despite repeated failures
-    assert call.args_digest is not None and call.args_digest.startswith("sha256:") and other.args_digest is None
+    assert (
+        call.args_digest is not None and call.args_digest.startswith("sha256:") and other.args_digest is None
+    )

@@ -42,7 +42,10 @@ def test_the_issues_policy_parses_and_deny_wins() -> None:
         ('[roles.a]\nallow = ["nodot"]\n', "roles.a.allow"),
         ('[identities.ci]\nroles = []\ncertificate = "alice"\n', "identities.ci.certificate"),
         ('[identities.ci]\nroles = []\ncertificate = "XX=alice"\n', "identities.ci.certificate"),
-        ('[identities.a]\nroles = []\ncertificate = "O=x, CN=a"\n[identities.b]\nroles = []\ncertificate = "CN=a,O=x"\n', "identities.a"),
+        (
+            '[identities.a]\nroles = []\ncertificate = "O=x, CN=a"\n[identities.b]\nroles = []\ncertificate = "CN=a,O=x"\n',
+            "identities.a",
+        ),
     ],
 )
 def test_bad_policies_are_refused_by_name(text: str, named: str) -> None:
@@ -56,7 +59,9 @@ def test_a_certificate_selector_is_a_set_of_subject_attributes() -> None:
     """`certificate = "CN=alice, O=mcp-nats"` parses to its attribute pairs, in any order, spaces ignored."""
     from schemas.policy import certificate_selector
 
-    p = parse_policy(ISSUE_POLICY.replace('roles = ["writer"]', 'roles = ["writer"]\ncertificate = "CN=alice, O=mcp-nats"'))
+    p = parse_policy(
+        ISSUE_POLICY.replace('roles = ["writer"]', 'roles = ["writer"]\ncertificate = "CN=alice, O=mcp-nats"')
+    )
     assert certificate_selector(p.identities["alice"].certificate) == (("CN", "alice"), ("O", "mcp-nats"))
     assert p.identities["ci"].certificate == ""
 
@@ -72,11 +77,16 @@ def test_rates() -> None:
 def test_only_the_exact_server_header_identifies_the_caller() -> None:
     """With auth on, Nats-Request-Info (exact key) names the caller; Mcp-Client and look-alikes never do."""
     info = msgspec.json.encode({"acc": "ACLIENTS", "user": "UKEY", "name_tag": "ci", "jwt": "x"}).decode()
-    who = caller({REQUEST_INFO: info, "Mcp-Client": "root", "nats-request-info": '{"acc":"A","name_tag":"root"}'}, broker=True)
+    who = caller(
+        {REQUEST_INFO: info, "Mcp-Client": "root", "nats-request-info": '{"acc":"A","name_tag":"root"}'},
+        broker=True,
+    )
     assert (who.identity, who.verified, who.account) == ("ci", True, "ACLIENTS")
-    assert caller({"nats-request-info": info, "Mcp-Client": "root"}, broker=True) .verified is False
+    assert caller({"nats-request-info": info, "Mcp-Client": "root"}, broker=True).verified is False
     assert caller({REQUEST_INFO: '{"acc":"A","user":"bob"}'}, broker=True).identity == "bob"
     # without auth nothing strips a forged header: it is never trusted, the claim is recorded as unverified
     forged = caller({REQUEST_INFO: info, "Mcp-Client": "root"}, broker=False)
     assert (forged.identity, forged.verified) == ("root", False)
-    assert caller({REQUEST_INFO: "not json", "Mcp-Client": "x"}, broker=True) == caller({"Mcp-Client": "x"}, broker=True)
+    assert caller({REQUEST_INFO: "not json", "Mcp-Client": "x"}, broker=True) == caller(
+        {"Mcp-Client": "x"}, broker=True
+    )

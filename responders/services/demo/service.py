@@ -47,17 +47,36 @@ def tiny_png() -> bytes:
     """A valid 1x1 PNG, built here rather than shipped."""
 
     def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+        return (
+            struct.pack(">I", len(data))
+            + kind
+            + data
+            + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+        )
 
     ihdr = struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00\xff\x80\x00")) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(b"\x00\xff\x80\x00"))
+        + chunk(b"IEND", b"")
+    )
 
 
 def tiny_wav() -> bytes:
     """A valid WAV: 10 ms of silence, 8 kHz mono 8-bit."""
     frames = b"\x80" * 80
     fmt = struct.pack("<HHIIHH", 1, 1, 8000, 8000, 1, 8)
-    return b"RIFF" + struct.pack("<I", 36 + len(frames)) + b"WAVEfmt " + struct.pack("<I", 16) + fmt + b"data" + struct.pack("<I", len(frames)) + frames
+    return (
+        b"RIFF"
+        + struct.pack("<I", 36 + len(frames))
+        + b"WAVEfmt "
+        + struct.pack("<I", 16)
+        + fmt
+        + b"data"
+        + struct.pack("<I", len(frames))
+        + frames
+    )
 
 
 def counter_value() -> int:
@@ -93,7 +112,9 @@ def build(name: str = "demo") -> Service:
     @svc.tool(read_only=True, open_world=True)
     async def sample(ctx: Context, prompt: str) -> str:
         """Ask the client's model to answer `prompt` (MCP sampling) and return its answer."""
-        result = await ctx.sample([{"role": "user", "content": {"type": "text", "text": prompt}}], max_tokens=200)
+        result = await ctx.sample(
+            [{"role": "user", "content": {"type": "text", "text": prompt}}], max_tokens=200
+        )
         content = result.get("content") or {}
         text = content.get("text") if isinstance(content, dict) else None
         return f"the model ({result.get('model', '?')}) said: {text}"
@@ -122,7 +143,9 @@ def build(name: str = "demo") -> Service:
             "image": ImageContent(data=base64.b64encode(tiny_png()).decode(), mimeType="image/png"),
             "audio": AudioContent(data=base64.b64encode(tiny_wav()).decode(), mimeType="audio/wav"),
             "resource_link": ResourceLink(uri=COUNTER_URI, name="counter", mimeType="text/plain"),
-            "resource": EmbeddedResource(resource={"uri": "demo://echo/embedded", "mimeType": "text/plain", "text": "embedded"}),
+            "resource": EmbeddedResource(
+                resource={"uri": "demo://echo/embedded", "mimeType": "text/plain", "text": "embedded"}
+            ),
         }
         if kind == "all":
             return list(blocks.values())
@@ -213,4 +236,3 @@ def build(name: str = "demo") -> Service:
                 task.cancel()
 
     return svc
-

@@ -21,7 +21,9 @@ _INDENT = re.compile(r"[ \t]*")
 class Edit(Struct, kw_only=True, forbid_unknown_fields=True):
     """One replacement."""
 
-    oldText: Annotated[str, Meta(description="Text to search for: exact, else line by line ignoring indentation")]
+    oldText: Annotated[
+        str, Meta(description="Text to search for: exact, else line by line ignoring indentation")
+    ]
     newText: Annotated[str, Meta(description="Text to replace with")]
 
 
@@ -85,7 +87,9 @@ def apply_edit(content: str, edit: Edit, index: int) -> str:
     n = len(old_lines)
     hits = [i for i in range(len(lines) - n + 1) if keys[i : i + n] == stripped]
     if not hits:
-        raise ToolError(f"edit {index}: could not find oldText in the file (exactly or line by line): {_excerpt(edit.oldText)}")
+        raise ToolError(
+            f"edit {index}: could not find oldText in the file (exactly or line by line): {_excerpt(edit.oldText)}"
+        )
     if len(hits) > 1:
         raise ToolError(
             f"edit {index}: oldText matches {len(hits)} places (ignoring whitespace); include more surrounding lines: {_excerpt(edit.oldText)}"
@@ -109,7 +113,11 @@ def unified_diff(before: str, after: str, name: str) -> str:
     a = before.replace("\r\n", "\n").splitlines(keepends=True)
     b = after.replace("\r\n", "\n").splitlines(keepends=True)
     out = [f"Index: {name}\n", "=" * 67 + "\n"]
-    body = list(difflib.unified_diff(a, b, fromfile=name, tofile=name, fromfiledate="original", tofiledate="modified", n=4))
+    body = list(
+        difflib.unified_diff(
+            a, b, fromfile=name, tofile=name, fromfiledate="original", tofiledate="modified", n=4
+        )
+    )
     if not body:
         out += [f"--- {name}\toriginal\n", f"+++ {name}\tmodified\n"]
     for line in body:

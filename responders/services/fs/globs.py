@@ -49,7 +49,9 @@ def expand_braces(pattern: str) -> list[str]:
             start, end, parts = span
             todo.extend(p[:start] + part + p[end + 1 :] for part in reversed(parts))
         if len(out) + len(todo) > MAX_ALTERNATIVES:
-            raise ToolError(f"the pattern {pattern[:100]!r} expands to more than {MAX_ALTERNATIVES} alternatives")
+            raise ToolError(
+                f"the pattern {pattern[:100]!r} expands to more than {MAX_ALTERNATIVES} alternatives"
+            )
     return out
 
 
@@ -142,7 +144,11 @@ def _chunk_regex(tokens: list[_Token]) -> str:
         if tok is _ANY:
             out.append(".")
         elif isinstance(tok, _Class):
-            body = "".join(re.escape(lo) if lo == hi else f"{re.escape(lo)}-{re.escape(hi)}" for lo, hi in tok.ranges if lo <= hi)
+            body = "".join(
+                re.escape(lo) if lo == hi else f"{re.escape(lo)}-{re.escape(hi)}"
+                for lo, hi in tok.ranges
+                if lo <= hi
+            )
             if not body:
                 out.append("." if tok.negated else "(?!)")
             else:
@@ -186,7 +192,9 @@ class _Compiled:
         # a leading `**/` then plain segments (the common `**/*.py`): match the tail of the path
         rest = self.segments[1:]
         self.tail: tuple[re.Pattern[str], ...] | None = (
-            tuple(x for x in rest if x is not None) if n > 1 and self.segments[0] is None and None not in rest else None
+            tuple(x for x in rest if x is not None)
+            if n > 1 and self.segments[0] is None and None not in rest
+            else None
         )
         # positions reachable from each position by letting `**` segments match nothing
         self._eps: list[tuple[int, ...]] = []

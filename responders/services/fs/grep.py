@@ -66,16 +66,26 @@ def _check(q: GrepQuery) -> None:
         try:
             re.compile(q.pattern, re.IGNORECASE if q.ignore_case else 0)
         except re.error as exc:
-            raise ToolError(f"pattern is not a valid regular expression ({exc}); pass literal: true to search for the text as is") from None
+            raise ToolError(
+                f"pattern is not a valid regular expression ({exc}); pass literal: true to search for the text as is"
+            ) from None
         except (OverflowError, RecursionError):
             raise ToolError("pattern is too complex to compile") from None
 
 
-def _files(roots: Roots, start: Path, q: GrepQuery, limits: GrepLimits) -> tuple[list[list[str]], Walk | None]:
+def _files(
+    roots: Roots, start: Path, q: GrepQuery, limits: GrepLimits
+) -> tuple[list[list[str]], Walk | None]:
     if not start.is_dir():
         return [[str(start), str(start)]], None
     include = [NameOrPathGlob(p) for p in q.include if p.strip()]
-    walk = Walk(roots, start, exclude=Excluder(list(q.exclude)), max_entries=limits.max_entries, seconds=limits.walk_seconds)
+    walk = Walk(
+        roots,
+        start,
+        exclude=Excluder(list(q.exclude)),
+        max_entries=limits.max_entries,
+        seconds=limits.walk_seconds,
+    )
     files = [
         [e.shown, e.path]
         for e in walk
@@ -108,7 +118,15 @@ def grep(roots: Roots, start: Path, q: GrepQuery, limits: GrepLimits) -> GrepOut
     for ev in events:
         if "m" in ev:
             m = ev["m"]
-            matches.append(GrepMatch(path=printable(m["path"]), line=m["line"], text=m["text"], before=m["before"], after=m["after"]))
+            matches.append(
+                GrepMatch(
+                    path=printable(m["path"]),
+                    line=m["line"],
+                    text=m["text"],
+                    before=m["before"],
+                    after=m["after"],
+                )
+            )
         elif "skip" in ev:
             skipped[ev["skip"]] = skipped.get(ev["skip"], 0) + 1
         elif "stop" in ev:
@@ -117,7 +135,9 @@ def grep(roots: Roots, start: Path, q: GrepQuery, limits: GrepLimits) -> GrepOut
             searched = ev["done"]
     notes = [] if walk is None else walk.notes()
     if timed_out:
-        notes.append(f"search stopped after {limits.seconds:g} s: the pattern is too slow on this input or there is too much to search; simplify the pattern or narrow the path")
+        notes.append(
+            f"search stopped after {limits.seconds:g} s: the pattern is too slow on this input or there is too much to search; simplify the pattern or narrow the path"
+        )
     if stop == "results":
         notes.append(f"stopped at max_results ({q.max_results}); there may be more matches")
     elif stop == "bytes":

@@ -31,7 +31,11 @@ def clip(line: str, max_line: int, at: int = 0) -> str:
     if len(line) <= max_line:
         return line
     start = max(0, min(at - max_line // 4, len(line) - max_line))
-    return ("…" if start else "") + line[start : start + max_line] + ("…" if start + max_line < len(line) else "")
+    return (
+        ("…" if start else "")
+        + line[start : start + max_line]
+        + ("…" if start + max_line < len(line) else "")
+    )
 
 
 def read_text(real: str, cap: int) -> tuple[str | None, str | None]:

@@ -75,7 +75,11 @@ def list_dir_sizes(roots: Roots, real: Path, sort_by: Literal["name", "size"], c
     scanned, cut = _scan(real)
     for e in scanned:
         kind = _kind(e)
-        rows.append(DirEntry(name=printable(e.name), type=kind, size=UNSET if kind == "directory" else _size(roots, e)))
+        rows.append(
+            DirEntry(
+                name=printable(e.name), type=kind, size=UNSET if kind == "directory" else _size(roots, e)
+            )
+        )
     total_files = sum(1 for r in rows if r.type == "file")
     total_size = sum(_bytes(r) for r in rows)
     if sort_by == "size":

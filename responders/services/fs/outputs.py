@@ -63,7 +63,8 @@ class FileInfo(Struct, kw_only=True):
 
     def __mcp_text__(self) -> str:
         return "\n".join(
-            f"{k}: {str(v).lower() if isinstance(v, bool) else v}" for k, v in msgspec.structs.asdict(self).items()
+            f"{k}: {str(v).lower() if isinstance(v, bool) else v}"
+            for k, v in msgspec.structs.asdict(self).items()
         )
 
 

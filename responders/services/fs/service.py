@@ -44,7 +44,9 @@ from .paths import Roots, printable, shown
 VERSION: Final = "0.2.0"
 
 Lines = Annotated[int, Meta(ge=0)]
-Patterns = Annotated[tuple[str, ...], Meta(max_length=100, description="Glob patterns (minimatch, dot files included)")]
+Patterns = Annotated[
+    tuple[str, ...], Meta(max_length=100, description="Glob patterns (minimatch, dot files included)")
+]
 
 
 @contextlib.contextmanager
@@ -85,9 +87,15 @@ class Filesystem:
     def read_text_file(
         self,
         path: str,
-        head: Annotated[Lines | None, Meta(description="If provided, returns only the first N lines of the file")] = None,
-        tail: Annotated[Lines | None, Meta(description="If provided, returns only the last N lines of the file")] = None,
-        offset: Annotated[Lines | None, Meta(description="Lines to skip before reading (0 = from the first line)")] = None,
+        head: Annotated[
+            Lines | None, Meta(description="If provided, returns only the first N lines of the file")
+        ] = None,
+        tail: Annotated[
+            Lines | None, Meta(description="If provided, returns only the last N lines of the file")
+        ] = None,
+        offset: Annotated[
+            Lines | None, Meta(description="Lines to skip before reading (0 = from the first line)")
+        ] = None,
         limit: Annotated[Lines | None, Meta(description="Read at most this many lines (from offset)")] = None,
     ) -> ReadOutput:
         """Read a file as UTF-8 text, whatever its extension. `head` returns only the first N lines,
@@ -102,7 +110,9 @@ class Filesystem:
                 lines, cut = files.tail_lines(real, tail, self.cap)
                 text = b"".join(lines).decode("utf-8", "replace")
                 if cut:
-                    text += _note(f"truncated at the fs read cap ({self.cap} bytes): fewer than {tail} lines shown")
+                    text += _note(
+                        f"truncated at the fs read cap ({self.cap} bytes): fewer than {tail} lines shown"
+                    )
                 return ReadOutput(content=text, truncated=cut)
             start = offset or 0
             got = files.read_lines(real, start, head if head is not None else limit, self.cap)
@@ -110,12 +120,18 @@ class Filesystem:
         if got.past_end:
             text += _note(f"offset {start} is at or past the end of the file")
         elif got.truncated and got.count == 1 and not got.data.endswith(b"\n"):
-            text += _note(f"line {start + 1} is longer than the fs read cap ({self.cap} bytes) and was cut; continue with offset={got.next_offset}")
+            text += _note(
+                f"line {start + 1} is longer than the fs read cap ({self.cap} bytes) and was cut; continue with offset={got.next_offset}"
+            )
         elif got.truncated:
-            text += _note(f"truncated at the fs read cap ({self.cap} bytes); continue with offset={got.next_offset}")
+            text += _note(
+                f"truncated at the fs read cap ({self.cap} bytes); continue with offset={got.next_offset}"
+            )
         # head keeps the reference server's result shape; a continuation offset only when the cap cut it
         nxt = got.next_offset if head is None or got.truncated else None
-        return ReadOutput(content=text, truncated=got.truncated, **({} if nxt is None else {"nextOffset": nxt}))
+        return ReadOutput(
+            content=text, truncated=got.truncated, **({} if nxt is None else {"nextOffset": nxt})
+        )
 
     def read_media_file(self, path: str) -> list[ImageContent | AudioContent | EmbeddedResource]:
         """Read an image or audio file. Returns the base64 encoded data and MIME type (other files come
@@ -130,7 +146,11 @@ class Filesystem:
         self,
         paths: Annotated[
             list[str],
-            Meta(min_length=1, max_length=100, description="Array of file paths to read. Each path must be a string pointing to a valid file within allowed directories."),
+            Meta(
+                min_length=1,
+                max_length=100,
+                description="Array of file paths to read. Each path must be a string pointing to a valid file within allowed directories.",
+            ),
         ],
     ) -> MultiReadOutput:
         """Read the contents of multiple files simultaneously. This is more efficient than reading
@@ -142,7 +162,12 @@ class Filesystem:
         for p in paths:
             name = printable(p)
             if left <= 0:
-                out.append(FileText(path=name, error=f"not read: the fs read cap ({self.cap} bytes) is used up by the files before it; read it separately"))
+                out.append(
+                    FileText(
+                        path=name,
+                        error=f"not read: the fs read cap ({self.cap} bytes) is used up by the files before it; read it separately",
+                    )
+                )
                 continue
             try:
                 real = self.roots.resolve(p)
@@ -154,7 +179,9 @@ class Filesystem:
             left -= len(got.data)
             text = got.data.decode("utf-8", "replace")
             if got.truncated:
-                text += _note(f"truncated at the fs read cap; read it with read_text_file offset={got.next_offset}")
+                text += _note(
+                    f"truncated at the fs read cap; read it with read_text_file offset={got.next_offset}"
+                )
             out.append(FileText(path=name, content=text, truncated=got.truncated))
         return MultiReadOutput(files=out)
 
@@ -223,7 +250,9 @@ class Filesystem:
             if exc.errno != errno.EXDEV:
                 raise ToolError(f"{shown(source)} -> {shown(destination)}: {exc.strerror or exc}") from None
             if src.is_symlink() or not src.is_file():
-                raise ToolError(f"{shown(source)} is on another filesystem than the destination; only regular files move across filesystems") from None
+                raise ToolError(
+                    f"{shown(source)} is on another filesystem than the destination; only regular files move across filesystems"
+                ) from None
             with _os_errors(source):
                 files.copy_file(src, dst, overwrite=False)
                 os.unlink(src)
@@ -245,11 +274,15 @@ class Filesystem:
         if dst.is_dir():
             raise ToolError(f"destination {shown(destination)} is a directory; give the new file's full path")
         if os.path.lexists(dst) and not overwrite:
-            raise ToolError(f"destination already exists: {shown(destination)}; pass overwrite: true to replace it")
+            raise ToolError(
+                f"destination already exists: {shown(destination)}; pass overwrite: true to replace it"
+            )
         try:
             files.copy_file(src, dst, overwrite=overwrite)
         except FileExistsError:
-            raise ToolError(f"destination already exists: {shown(destination)}; pass overwrite: true to replace it") from None
+            raise ToolError(
+                f"destination already exists: {shown(destination)}; pass overwrite: true to replace it"
+            ) from None
         except OSError as exc:
             raise ToolError(f"{shown(source)} -> {shown(destination)}: {exc.strerror or exc}") from None
         return TextOutput(content=f"Successfully copied {printable(source)} to {printable(destination)}")
@@ -258,18 +291,24 @@ class Filesystem:
         self,
         path: str,
         confirm: Annotated[bool, Meta(description="Must be true: deleting cannot be undone")] = False,
-        recursive: Annotated[bool, Meta(description="Required to delete a directory and everything in it")] = False,
+        recursive: Annotated[
+            bool, Meta(description="Required to delete a directory and everything in it")
+        ] = False,
     ) -> TextOutput:
         """Delete a file, a symlink (never its target), or with recursive: true a directory and all it
         contains. Requires confirm: true. An allowed directory itself is never deleted.
         Only works within allowed directories (read-write ones)."""
         if not confirm:
-            raise ToolError(f"not deleted: {shown(path)}; delete_file needs confirm: true (deleting cannot be undone)")
+            raise ToolError(
+                f"not deleted: {shown(path)}; delete_file needs confirm: true (deleting cannot be undone)"
+            )
         entry = self.roots.resolve_entry(path, write=True)
         with _os_errors(path):
             if entry.is_dir() and not entry.is_symlink():
                 if not recursive:
-                    raise ToolError(f"{shown(path)} is a directory; pass recursive: true to delete it and everything in it")
+                    raise ToolError(
+                        f"{shown(path)} is a directory; pass recursive: true to delete it and everything in it"
+                    )
                 shutil.rmtree(entry)
             else:
                 os.unlink(entry)
@@ -313,13 +352,24 @@ class Filesystem:
         if not real.is_dir():
             raise ToolError(f"{shown(path)} is not a directory")
         return tree.directory_tree(
-            self.roots, real, list(excludePatterns), cap=self.cap, max_entries=self.max_walk_entries, seconds=self.walk_seconds
+            self.roots,
+            real,
+            list(excludePatterns),
+            cap=self.cap,
+            max_entries=self.max_walk_entries,
+            seconds=self.walk_seconds,
         )
 
     def search_files(
         self,
         path: str,
-        pattern: Annotated[str, Meta(min_length=1, description="Glob like '*.py' (any depth), 'src/**/*.ts', or a plain name fragment")],
+        pattern: Annotated[
+            str,
+            Meta(
+                min_length=1,
+                description="Glob like '*.py' (any depth), 'src/**/*.ts', or a plain name fragment",
+            ),
+        ],
         excludePatterns: Patterns = (),
     ) -> SearchOutput:
         """Recursively search for files and directories whose names or relative paths match a glob
@@ -342,13 +392,30 @@ class Filesystem:
     def grep_files(
         self,
         path: str,
-        pattern: Annotated[str, Meta(min_length=1, max_length=1000, description="Python regular expression, or plain text with literal: true")],
+        pattern: Annotated[
+            str,
+            Meta(
+                min_length=1,
+                max_length=1000,
+                description="Python regular expression, or plain text with literal: true",
+            ),
+        ],
         literal: Annotated[bool, Meta(description="Treat pattern as plain text, not a regex")] = False,
         ignore_case: bool = False,
-        include: Annotated[tuple[str, ...], Meta(max_length=100, description="Only files whose name or relative path matches one of these globs")] = (),
+        include: Annotated[
+            tuple[str, ...],
+            Meta(
+                max_length=100,
+                description="Only files whose name or relative path matches one of these globs",
+            ),
+        ] = (),
         exclude: Patterns = (),
-        max_results: Annotated[int, Meta(ge=1, le=1000, description="Stop after this many matching lines")] = 100,
-        context: Annotated[int, Meta(ge=0, le=10, description="Lines of context before and after each match")] = 0,
+        max_results: Annotated[
+            int, Meta(ge=1, le=1000, description="Stop after this many matching lines")
+        ] = 100,
+        context: Annotated[
+            int, Meta(ge=0, le=10, description="Lines of context before and after each match")
+        ] = 0,
     ) -> GrepOutput:
         """Search file contents for a regex (or plain text) below a directory, or in one file, and return
         matching lines as path:line:text (context lines as path-line-text). Skips binary files and files
@@ -378,5 +445,7 @@ class Filesystem:
         """Returns the list of directories that this server is allowed to access, and which are
         read-only. Subdirectories within these allowed directories are also accessible."""
         return AllowedDirectories(
-            directories=[AllowedDirectory(path=printable(r.path), readOnly=not r.writable) for r in self.roots.roots]
+            directories=[
+                AllowedDirectory(path=printable(r.path), readOnly=not r.writable) for r in self.roots.roots
+            ]
         )

@@ -44,7 +44,9 @@ def directory_tree(
     notes = walk.notes()
     if truncated:
         notes.insert(0, f"tree cut after {count - 1} entries; ask for a subdirectory or add excludePatterns")
-    return DirectoryTree(path=printable(str(start)), tree=top, truncated=truncated or walk.stopped is not None, notes=notes)
+    return DirectoryTree(
+        path=printable(str(start)), tree=top, truncated=truncated or walk.stopped is not None, notes=notes
+    )
 
 
 class _Pattern:

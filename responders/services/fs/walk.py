@@ -80,7 +80,9 @@ class Walk:
                 continue
             for e in items:
                 if self.visited >= self.max_entries:
-                    self.stopped = f"stopped after {self.max_entries} entries; narrow the path or add excludePatterns"
+                    self.stopped = (
+                        f"stopped after {self.max_entries} entries; narrow the path or add excludePatterns"
+                    )
                     return
                 if time.monotonic() > deadline:
                     self.stopped = f"stopped after {self.seconds:g} s; narrow the path or add excludePatterns"

@@ -56,11 +56,15 @@ _CONCURRENCY: Final = 32
 class Entity(Struct, kw_only=True):
     name: Annotated[str, Meta(description="The name of the entity")]
     entityType: Annotated[str, Meta(description="The type of the entity")]
-    observations: Annotated[list[str], Meta(description="An array of observation contents associated with the entity")]
+    observations: Annotated[
+        list[str], Meta(description="An array of observation contents associated with the entity")
+    ]
 
 
 class Relation(Struct, kw_only=True):
-    from_: Annotated[str, Meta(description="The name of the entity where the relation starts")] = field(name="from")
+    from_: Annotated[str, Meta(description="The name of the entity where the relation starts")] = field(
+        name="from"
+    )
     to: Annotated[str, Meta(description="The name of the entity where the relation ends")]
     relationType: Annotated[str, Meta(description="The type of the relation")]
 
@@ -144,7 +148,9 @@ def decode_cursor(cursor: str) -> tuple[float, str]:
 class Graph:
     """The shared graph (see the module docstring). `open_kv` opens (creating if needed) the bucket."""
 
-    def __init__(self, open_kv: Callable[[], Awaitable[KeyValue]], bucket: str, *, max_retries: int = 200) -> None:
+    def __init__(
+        self, open_kv: Callable[[], Awaitable[KeyValue]], bucket: str, *, max_retries: int = 200
+    ) -> None:
         self._open_kv = open_kv
         self.bucket = bucket
         self._max_retries = max_retries
@@ -220,7 +226,9 @@ class Graph:
 
     async def read(self) -> GraphPage:
         await self.sync()
-        return GraphPage(entities=[e.public() for e in self.entities()], relations=[r.public() for r in self.relations()])
+        return GraphPage(
+            entities=[e.public() for e in self.entities()], relations=[r.public() for r in self.relations()]
+        )
 
     async def read_page(self, cursor: str | None, limit: int) -> GraphPage:
         """Entities in graph order after `cursor`, at most `limit`, with the relations that start at them;
@@ -272,7 +280,11 @@ class Graph:
                 todo.append((e, now + i * 1e-6))
 
         async def create(e: Entity, created: float) -> bool:
-            value = _entity_codec[0].encode(StoredEntity(name=e.name, entityType=e.entityType, observations=e.observations, created=created))
+            value = _entity_codec[0].encode(
+                StoredEntity(
+                    name=e.name, entityType=e.entityType, observations=e.observations, created=created
+                )
+            )
             async with self._limit:
                 try:
                     await kv.create(entity_key(e.name), value)
@@ -298,7 +310,9 @@ class Graph:
                 todo.append((r, now + i * 1e-6))
 
         async def create(r: Relation, created: float) -> bool:
-            value = msgspec.json.encode(StoredRelation(from_=r.from_, to=r.to, relationType=r.relationType, created=created))
+            value = msgspec.json.encode(
+                StoredRelation(from_=r.from_, to=r.to, relationType=r.relationType, created=created)
+            )
             async with self._limit:
                 try:
                     await kv.create(relation_key(r), value)
@@ -321,7 +335,9 @@ class Graph:
         out: list[tuple[str, list[str]]] = []
         for name, contents in items:
 
-            def add(ent: StoredEntity, contents: list[str] = contents) -> tuple[StoredEntity | None, list[str]]:
+            def add(
+                ent: StoredEntity, contents: list[str] = contents
+            ) -> tuple[StoredEntity | None, list[str]]:
                 have = set(ent.observations)
                 new = [c for c in dict.fromkeys(contents) if c not in have]
                 if not new:
@@ -373,7 +389,9 @@ class Graph:
             try:
                 ent = _entity_codec[1].decode(entry.value)
             except (msgspec.DecodeError, msgspec.ValidationError):
-                raise ToolError(f"the stored entity {name!r} is unreadable (key {key} in bucket {self.bucket})") from None
+                raise ToolError(
+                    f"the stored entity {name!r} is unreadable (key {key} in bucket {self.bucket})"
+                ) from None
             new, result = mutate(ent)
             if new is None:
                 return result
@@ -382,7 +400,9 @@ class Graph:
                 return result
             except RevisionConflict:
                 await _backoff(attempt)
-        raise ToolError(f"{name!r} is being changed by too many writers at once ({self._max_retries} attempts); try again")
+        raise ToolError(
+            f"{name!r} is being changed by too many writers at once ({self._max_retries} attempts); try again"
+        )
 
     async def _delete_key(self, key: str) -> bool:
         """Delete one key with compare-and-set; False when it did not exist."""

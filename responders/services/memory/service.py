@@ -113,7 +113,9 @@ class MemoryService(Service):
         replicas = self.settings.replicas
 
         async def open_kv() -> KeyValue:
-            return await KeyValue.open(js, bucket, replicas=replicas, description="mcp-nats memory: the knowledge graph")
+            return await KeyValue.open(
+                js, bucket, replicas=replicas, description="mcp-nats memory: the knowledge graph"
+            )
 
         graph = Graph(open_kv, bucket, max_retries=self.settings.max_retries)
         self.use(graph)
@@ -154,15 +156,20 @@ def build(settings: MemorySettings, options: ServiceOptions | None = None) -> Me
         return RelationsOutput(relations=created)
 
     @svc.tool(title="Add Observations", destructive=False)
-    async def add_observations(observations: list[ObservationAddition], ctx: Context) -> AddObservationsOutput:
+    async def add_observations(
+        observations: list[ObservationAddition], ctx: Context
+    ) -> AddObservationsOutput:
         """Add new observations to existing entities in the knowledge graph"""
         added = await svc.g().add_observations([(o.entityName, o.contents) for o in observations])
         await _updated(ctx)
-        return AddObservationsOutput(results=[AddedObservations(entityName=n, addedObservations=a) for n, a in added])
+        return AddObservationsOutput(
+            results=[AddedObservations(entityName=n, addedObservations=a) for n, a in added]
+        )
 
     @svc.tool(title="Delete Entities", destructive=True, idempotent=True)
     async def delete_entities(
-        entityNames: Annotated[list[str], Meta(description="An array of entity names to delete")], ctx: Context
+        entityNames: Annotated[list[str], Meta(description="An array of entity names to delete")],
+        ctx: Context,
     ) -> Status:
         """Delete multiple entities and their associated relations from the knowledge graph"""
         await svc.g().delete_entities(entityNames)
@@ -178,7 +185,8 @@ def build(settings: MemorySettings, options: ServiceOptions | None = None) -> Me
 
     @svc.tool(title="Delete Relations", destructive=True, idempotent=True)
     async def delete_relations(
-        relations: Annotated[list[Relation], Meta(description="An array of relations to delete")], ctx: Context
+        relations: Annotated[list[Relation], Meta(description="An array of relations to delete")],
+        ctx: Context,
     ) -> Status:
         """Delete multiple relations from the knowledge graph"""
         await svc.g().delete_relations(relations)
@@ -189,7 +197,11 @@ def build(settings: MemorySettings, options: ServiceOptions | None = None) -> Me
     async def read_graph(
         limit: Annotated[
             int,
-            Meta(ge=1, le=MAX_PAGE, description="Page size: at most this many entities (and the relations from them); omit for the whole graph"),
+            Meta(
+                ge=1,
+                le=MAX_PAGE,
+                description="Page size: at most this many entities (and the relations from them); omit for the whole graph",
+            ),
         ]
         | None = None,
         cursor: Annotated[str | None, Meta(description="The nextCursor of the previous page")] = None,
@@ -213,7 +225,9 @@ def build(settings: MemorySettings, options: ServiceOptions | None = None) -> Me
         return await svc.g().search(query)
 
     @svc.tool(title="Open Nodes", read_only=True)
-    async def open_nodes(names: Annotated[list[str], Meta(description="An array of entity names to retrieve")]) -> GraphPage:
+    async def open_nodes(
+        names: Annotated[list[str], Meta(description="An array of entity names to retrieve")],
+    ) -> GraphPage:
         """Open specific nodes in the knowledge graph by their names"""
         return await svc.g().open(names)
 

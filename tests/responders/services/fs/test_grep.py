@@ -18,7 +18,9 @@ from .conftest import SECRET
 @pytest.fixture
 def src(root: Path) -> Path:
     (root / "src").mkdir()
-    (root / "src" / "a.py").write_text("import os\n\ndef alpha():\n    return os.sep\n\ndef beta():\n    return 2\n")
+    (root / "src" / "a.py").write_text(
+        "import os\n\ndef alpha():\n    return os.sep\n\ndef beta():\n    return 2\n"
+    )
     (root / "src" / "b.txt").write_text("alpha beta\nALPHA\n")
     (root / "src" / "bin.dat").write_bytes(b"alpha\0\x01\x02")
     return root / "src"
@@ -27,7 +29,10 @@ def src(root: Path) -> Path:
 def test_regex_matches_lines_with_numbers(src: Path, fs: Filesystem) -> None:
     """A regex finds matching lines, reported as path:line:text with 1-based line numbers; binary files are skipped."""
     out = fs.grep_files("src", r"def \w+\(")
-    assert [(os.path.basename(m.path), m.line, m.text) for m in out.matches] == [("a.py", 3, "def alpha():"), ("a.py", 6, "def beta():")]
+    assert [(os.path.basename(m.path), m.line, m.text) for m in out.matches] == [
+        ("a.py", 3, "def alpha():"),
+        ("a.py", 6, "def beta():"),
+    ]
     assert out.__mcp_text__().splitlines()[0] == f"{src / 'a.py'}:3:def alpha():"
     assert "1 binary file(s) skipped" in out.notes
     assert out.filesSearched == 2
@@ -137,7 +142,9 @@ def test_catastrophic_regex_is_stopped_by_the_time_budget_without_blocking(root:
     assert ticks > elapsed * 100 * 0.5, "the main process was blocked while the regex ran"
 
 
-@pytest.mark.parametrize(("max_results", "context", "match"), [(0, 0, "max_results"), (1001, 0, "max_results"), (1, 11, "context")])
+@pytest.mark.parametrize(
+    ("max_results", "context", "match"), [(0, 0, "max_results"), (1001, 0, "max_results"), (1, 11, "context")]
+)
 def test_out_of_range_bounds_are_refused(fs: Filesystem, max_results: int, context: int, match: str) -> None:
     """max_results and context outside their ranges are tool errors (the schema says so too)."""
     with pytest.raises(ToolError, match=match):

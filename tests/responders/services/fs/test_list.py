@@ -37,7 +37,9 @@ def test_list_with_sizes_sorts_by_name_or_size_and_totals(root: Path, fs: Filesy
     assert text[-2:] == ["Total: 3 files, 1 directories", "Combined size: 2.95 KB"]
 
 
-@pytest.mark.parametrize(("n", "text"), [(0, "0 B"), (1023, "1023 B"), (1024, "1.00 KB"), (5 * 1024**3, "5.00 GB")])
+@pytest.mark.parametrize(
+    ("n", "text"), [(0, "0 B"), (1023, "1023 B"), (1024, "1.00 KB"), (5 * 1024**3, "5.00 GB")]
+)
 def test_format_size_matches_the_reference(n: int, text: str) -> None:
     """Sizes read like the reference server's formatSize."""
     assert format_size(n) == text
@@ -155,7 +157,9 @@ def test_list_allowed_directories_marks_read_only(root: Path, base: Path) -> Non
     assert [d.readOnly for d in out.directories] == [False, True]
 
 
-def test_non_utf8_names_are_listed_escaped_and_readable_by_nobody_by_accident(root: Path, fs: Filesystem) -> None:
+def test_non_utf8_names_are_listed_escaped_and_readable_by_nobody_by_accident(
+    root: Path, fs: Filesystem
+) -> None:
     """A name that is not UTF-8 is shown with \\xNN escapes in listings, tree and search; the escaped name is not a path that exists."""
     os.close(os.open(os.fsencode(root) + b"/bad\xffname.txt", os.O_CREAT | os.O_WRONLY, 0o644))
     assert "[FILE] bad\\xffname.txt" in fs.list_directory(".").__mcp_text__()

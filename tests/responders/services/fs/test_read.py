@@ -17,8 +17,21 @@ from schemas.mcp import AudioContent, EmbeddedResource, ImageContent
 
 from .conftest import SECRET
 
-PNG = b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + b"IHDR" + struct.pack(">IIBBBBB", 1, 1, 8, 6, 0, 0, 0) + b"\0\0\0\0"
-WAV = b"RIFF" + struct.pack("<I", 36) + b"WAVEfmt " + struct.pack("<IHHIIHH", 16, 1, 1, 8000, 8000, 1, 8) + b"data" + struct.pack("<I", 0)
+PNG = (
+    b"\x89PNG\r\n\x1a\n"
+    + struct.pack(">I", 13)
+    + b"IHDR"
+    + struct.pack(">IIBBBBB", 1, 1, 8, 6, 0, 0, 0)
+    + b"\0\0\0\0"
+)
+WAV = (
+    b"RIFF"
+    + struct.pack("<I", 36)
+    + b"WAVEfmt "
+    + struct.pack("<IHHIIHH", 16, 1, 1, 8000, 8000, 1, 8)
+    + b"data"
+    + struct.pack("<I", 0)
+)
 
 
 def test_whole_file_is_read_as_text(fs: Filesystem) -> None:
@@ -99,7 +112,10 @@ def test_one_line_longer_than_the_cap_is_cut_and_named(root: Path) -> None:
     fs = Filesystem(Roots([str(root)]), 64)
     out = fs.read_text_file("long.txt")
     assert out.content.startswith("y" * 64 + "\n[line 1 is longer")
-    assert fs.read_text_file("long.txt", offset=out.nextOffset if isinstance(out.nextOffset, int) else 0).content == "next\n"
+    assert (
+        fs.read_text_file("long.txt", offset=out.nextOffset if isinstance(out.nextOffset, int) else 0).content
+        == "next\n"
+    )
 
 
 def test_invalid_utf8_is_replaced_not_an_error(root: Path, fs: Filesystem) -> None:
@@ -172,7 +188,12 @@ def test_media_over_the_cap_is_refused(root: Path) -> None:
 def test_multiple_files_one_failure_does_not_stop_the_rest(root: Path, outside: Path, fs: Filesystem) -> None:
     """Each path gets its content or its own error, in order, in the reference server's text format."""
     out = fs.read_multiple_files(["five.txt", str(outside / "secret.txt"), "missing.txt", "sub/code.py"])
-    assert [f.path for f in out.files] == ["five.txt", str(outside / "secret.txt"), "missing.txt", "sub/code.py"]
+    assert [f.path for f in out.files] == [
+        "five.txt",
+        str(outside / "secret.txt"),
+        "missing.txt",
+        "sub/code.py",
+    ]
     assert out.files[0].content == "one\ntwo\nthree\nfour\nfive\n"
     assert isinstance(out.files[1].error, str) and "outside" in out.files[1].error
     assert isinstance(out.files[2].error, str) and "no such file" in out.files[2].error

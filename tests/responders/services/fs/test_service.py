@@ -16,8 +16,16 @@ from responders.services.fs.edit import Edit
 from responders.services.fs.service import Filesystem
 
 READ_TOOLS = {
-    "read_text_file", "read_media_file", "read_multiple_files", "list_directory", "list_directory_with_sizes",
-    "directory_tree", "search_files", "grep_files", "get_file_info", "list_allowed_directories",
+    "read_text_file",
+    "read_media_file",
+    "read_multiple_files",
+    "list_directory",
+    "list_directory_with_sizes",
+    "directory_tree",
+    "search_files",
+    "grep_files",
+    "get_file_info",
+    "list_allowed_directories",
 }
 WRITE_TOOLS = {"write_file", "edit_file", "create_directory", "move_file", "copy_file", "delete_file"}
 
@@ -49,7 +57,12 @@ def test_annotations(root: Path, tool: str, read_only: bool, destructive: bool, 
     """Each tool carries readOnly/destructive/idempotent hints as the reference server does, and openWorldHint false."""
     spec = build(FsSettings(roots=[str(root)])).tools[tool]
     a = spec.annotations
-    assert (a.readOnlyHint, a.destructiveHint, a.idempotentHint, a.openWorldHint) == (read_only, destructive, idempotent, False)
+    assert (a.readOnlyHint, a.destructiveHint, a.idempotentHint, a.openWorldHint) == (
+        read_only,
+        destructive,
+        idempotent,
+        False,
+    )
     assert "\n" not in spec.description and "allowed directories" in spec.description
 
 

@@ -24,7 +24,9 @@ def test_write_file_creates_and_replaces_keeping_the_mode(root: Path, fs: Filesy
     assert not [p for p in os.listdir(root) if p.endswith(".tmp")]
 
 
-def test_write_file_replaces_a_symlink_inside_the_root_by_writing_its_target(root: Path, fs: Filesystem) -> None:
+def test_write_file_replaces_a_symlink_inside_the_root_by_writing_its_target(
+    root: Path, fs: Filesystem
+) -> None:
     """A symlink to a file inside the root is written through to that file (the target is inside)."""
     (root / "alias").symlink_to(root / "five.txt")
     fs.write_file("alias", "rewritten")
@@ -50,7 +52,9 @@ def test_edit_exact_match_returns_a_git_style_diff(root: Path, fs: Filesystem) -
 def test_edit_whitespace_tolerant_match_keeps_the_file_indentation(root: Path, fs: Filesystem) -> None:
     """oldText with the wrong indentation matches line by line, and newText is re-indented to the file's levels."""
     (root / "a.py").write_text(CODE)
-    fs.edit_file("a.py", [Edit(oldText="def g(self):\n    return 2", newText="def g(self):\n    y = 2\n    return y")])
+    fs.edit_file(
+        "a.py", [Edit(oldText="def g(self):\n    return 2", newText="def g(self):\n    y = 2\n    return y")]
+    )
     assert (root / "a.py").read_text().endswith("    def g(self):\n        y = 2\n        return y\n")
 
 
@@ -63,7 +67,10 @@ def test_edit_whitespace_tolerant_match_maps_a_different_indent_unit() -> None:
 
 def test_edit_trailing_whitespace_is_tolerated() -> None:
     """Trailing spaces in the file do not stop a match."""
-    assert apply_edits("a = 1   \nb = 2\n", [Edit(oldText="a = 1\nb = 2", newText="a = 3\nb = 4")]) == "a = 3\nb = 4\n"
+    assert (
+        apply_edits("a = 1   \nb = 2\n", [Edit(oldText="a = 1\nb = 2", newText="a = 3\nb = 4")])
+        == "a = 3\nb = 4\n"
+    )
 
 
 @pytest.mark.parametrize(
@@ -124,7 +131,9 @@ def test_create_directory_is_mkdir_p_and_idempotent(root: Path, fs: Filesystem) 
         fs.create_directory("five.txt/x")
 
 
-def test_create_directory_never_goes_through_an_outside_symlink(root: Path, outside: Path, fs: Filesystem) -> None:
+def test_create_directory_never_goes_through_an_outside_symlink(
+    root: Path, outside: Path, fs: Filesystem
+) -> None:
     """mkdir -p below a symlink to an outside directory is refused and creates nothing outside."""
     (root / "out").symlink_to(outside, target_is_directory=True)
     with pytest.raises(PathRefused):
@@ -180,7 +189,9 @@ def test_copy_file_refuses_an_existing_destination_unless_overwrite(root: Path, 
         fs.copy_file("copy.txt", "copy.txt", overwrite=True)
 
 
-def test_copy_file_over_a_planted_symlink_replaces_the_link(root: Path, outside: Path, fs: Filesystem) -> None:
+def test_copy_file_over_a_planted_symlink_replaces_the_link(
+    root: Path, outside: Path, fs: Filesystem
+) -> None:
     """A destination symlink to outside is refused without overwrite, and never written through with it."""
     (root / "trap").symlink_to(outside / "secret.txt")
     with pytest.raises(PathRefused):

@@ -29,7 +29,11 @@ def test_one_word_matches_what_a_substring_search_matches() -> None:
     """A single word finds exactly the entities whose name, type or an observation contains it, case-insensitively (the reference's rule)."""
     for query in ("pan", "PYTHON", "[correction]", "person", "o"):
         q = query.lower()
-        expected = {x.name for x in GRAPH if q in x.name.lower() or q in x.entityType.lower() or any(q in o.lower() for o in x.observations)}
+        expected = {
+            x.name
+            for x in GRAPH
+            if q in x.name.lower() or q in x.entityType.lower() or any(q in o.lower() for o in x.observations)
+        }
         assert {x.name for x in rank(GRAPH, query)} == expected, query
 
 
