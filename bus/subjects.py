@@ -125,6 +125,14 @@ class Subjects:
     def tool_call(self, svc: str, tool: str) -> str:
         return f"{self.root}.{svc}.tools.call.{tool_token(tool)}"
 
+    def tool_calls_all(self, svc: str) -> str:
+        """Every tool call of a service, as a subject mapping's source or destination (config mappings)."""
+        return f"{self.root}.{svc}.tools.call.>"
+
+    def tool_call_mapped(self, svc: str) -> str:
+        """A mapping destination that keeps the tool token of `tool_calls(...)` (account-JWT mappings)."""
+        return f"{self.root}.{svc}.tools.call.{{{{wildcard(1)}}}}"
+
     def op(self, svc: str, operation: str) -> str:
         """`<root>.<svc>.<operation>`, e.g. `resources.list`, `resources.read`, `prompts.list`, `completion.complete`."""
         return f"{self.root}.{svc}.{operation}"

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from bus.subjects import Subjects
 from schemas.config import Settings
 
 from .config import auth_dir
@@ -25,9 +26,10 @@ def mapping_table(state: RolloutState) -> dict[str, list[tuple[str, int]]]:
     candidate by weight (`{{wildcard(1)}}` carries the tool token; a JWT mapping's destination has no wildcard)."""
     out: dict[str, list[tuple[str, int]]] = {}
     for svc, c in sorted(state.canaries.items()):
-        dests = [(f"{state.root}.{c.candidate}.tools.call.{{{{wildcard(1)}}}}", c.weight)]
+        subjects = Subjects(state.root)
+        dests = [(subjects.tool_call_mapped(c.candidate), c.weight)]
         if c.weight < 100:
-            dests.insert(0, (f"{state.root}.{svc}.tools.call.{{{{wildcard(1)}}}}", 100 - c.weight))
+            dests.insert(0, (subjects.tool_call_mapped(svc), 100 - c.weight))
         out[f"{state.root}.{svc}.tools.call.*"] = dests
     return out
 

@@ -32,6 +32,7 @@ from typing import Any, Final
 
 import msgspec
 
+from bus.subjects import Subjects
 from schemas.config import Settings
 
 from .config import resolve_url, state_dir
@@ -117,8 +118,8 @@ def mappings_text(state: RolloutState) -> str:
     """The `mappings` block for every canary: the stable service keeps 100 - weight percent."""
     lines = ["# written by `mcp-nats rollout`; edit with it, not by hand", "mappings = {"]
     for svc, c in sorted(state.canaries.items()):
-        src = f"{state.root}.{svc}.tools.call.>"
-        dst = f"{state.root}.{c.candidate}.tools.call.>"
+        src = Subjects(state.root).tool_calls_all(svc)
+        dst = Subjects(state.root).tool_calls_all(c.candidate)
         lines.append(f'  "{src}": [')
         if c.weight < 100:
             lines.append(f'    {{ destination: "{src}", weight: {100 - c.weight}% }}')
@@ -199,7 +200,7 @@ async def instances(settings: Settings, service: str) -> int:
     from bus import connect
 
     async with connect(settings.nats, name="mcp-nats rollout", ident=f"rollout{os.getpid()}") as bus:
-        replies = await bus.scatter(f"$SRV.PING.{settings.nats.root}-{service}", idle=0.3, limit=2.0)
+        replies = await bus.scatter(bus.subjects.srv_ping(service), idle=0.3, limit=2.0)
     return len(replies)
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import msgspec
 
+from bus.subjects import Subjects
 from schemas.config import Settings
 from schemas.rollout import (
     SHADOW_KEY_PREFIX,
@@ -62,7 +63,7 @@ async def _open(settings: Settings, create: bool) -> Any:
         await js.ensure_stream(
             StreamSpec(
                 name=stream(root),
-                subjects=(f"{root}.rollout.shadow.>",),
+                subjects=(Subjects(root).shadow_results(),),
                 description=f"mcp-nats shadow comparisons under subject root {root!r}",
                 max_age=7 * 24 * 3600.0,
                 max_bytes=256 * 1024 * 1024,
@@ -187,7 +188,7 @@ async def _report(settings: Settings, args: argparse.Namespace) -> int:
         seq = 1
         while True:
             batch = await js.get_batch(
-                stream(root), f"{root}.rollout.shadow.{args.rollout_service}", seq=seq, batch=1000
+                stream(root), Subjects(root).shadow_results(args.rollout_service), seq=seq, batch=1000
             )
             results.extend(result_decoder.decode(m.data) for m in batch.messages)
             if not batch.messages or batch.pending == 0:
