@@ -10,71 +10,59 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
-from schemas.observe import BridgeObserver, BridgeRequest, CircuitState, ConnectionObserver
+from schemas.observe import BridgeObserver, BridgeRequest, CircuitState, ConnectionObserver, ObserverFailures
 
 log = logging.getLogger(__name__)
 
 
 class BridgeSeam:
-    __slots__ = ("_connection", "_observers", "_warned")
+    __slots__ = ("_connection", "_failures", "_observers")
 
     def __init__(
         self, observers: Iterable[BridgeObserver] = (), connection: Iterable[ConnectionObserver] = ()
     ) -> None:
         self._observers: tuple[BridgeObserver, ...] = tuple(observers)
         self._connection: tuple[ConnectionObserver, ...] = tuple(connection)
-        self._warned: set[tuple[int, str]] = set()
+        self._failures = ObserverFailures(log, "request")
 
     def started(self, req: BridgeRequest) -> None:
         for obs in self._observers:
             try:
                 obs.request_started(req)
             except Exception:
-                self._failed(obs, "request_started")
+                self._failures.failed(obs, "request_started")
 
     def ended(self, req: BridgeRequest) -> None:
         for obs in self._observers:
             try:
                 obs.request_ended(req)
             except Exception:
-                self._failed(obs, "request_ended")
+                self._failures.failed(obs, "request_ended")
 
     def retried(self, service: str) -> None:
         for obs in self._observers:
             try:
                 obs.retried(service)
             except Exception:
-                self._failed(obs, "retried")
+                self._failures.failed(obs, "retried")
 
     def circuit_changed(self, service: str, state: CircuitState) -> None:
         for obs in self._observers:
             try:
                 obs.circuit_changed(service, state)
             except Exception:
-                self._failed(obs, "circuit_changed")
+                self._failures.failed(obs, "circuit_changed")
 
     def instances_changed(self, service: str, count: int) -> None:
         for obs in self._observers:
             try:
                 obs.instances_changed(service, count)
             except Exception:
-                self._failed(obs, "instances_changed")
+                self._failures.failed(obs, "instances_changed")
 
     def reconnected(self) -> None:
         for obs in self._connection:
             try:
                 obs.reconnected()
             except Exception:
-                self._failed(obs, "reconnected")
-
-    def _failed(self, obs: object, where: str) -> None:
-        key = (id(obs), where)
-        if key in self._warned:
-            log.debug("observer %s.%s failed again", type(obs).__name__, where, exc_info=True)
-            return
-        self._warned.add(key)
-        log.exception(
-            "observer %s.%s failed; the request goes on (further failures are logged at debug)",
-            type(obs).__name__,
-            where,
-        )
+                self._failures.failed(obs, "reconnected")

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
-from schemas.observe import CallObserver, Refusal, ToolCall
+from schemas.observe import CallObserver, ObserverFailures, Refusal, ToolCall
 
 log = logging.getLogger(__name__)
 
@@ -22,11 +22,11 @@ log = logging.getLogger(__name__)
 class Seam:
     """The observers of one service instance, in the order they were given."""
 
-    __slots__ = ("_observers", "_warned")
+    __slots__ = ("_failures", "_observers")
 
     def __init__(self, observers: Iterable[CallObserver] = ()) -> None:
         self._observers: tuple[CallObserver, ...] = tuple(observers)
-        self._warned: set[tuple[int, str]] = set()
+        self._failures = ObserverFailures(log, "call")
 
     @property
     def observers(self) -> tuple[CallObserver, ...]:
@@ -38,7 +38,7 @@ class Seam:
             try:
                 refusal = obs.call_started(call)
             except Exception:
-                self._failed(obs, "call_started")
+                self._failures.failed(obs, "call_started")
                 continue
             if first is None:
                 first = refusal
@@ -49,16 +49,4 @@ class Seam:
             try:
                 obs.call_ended(call)
             except Exception:
-                self._failed(obs, "call_ended")
-
-    def _failed(self, obs: CallObserver, where: str) -> None:
-        key = (id(obs), where)
-        if key in self._warned:
-            log.debug("observer %s.%s failed again", type(obs).__name__, where, exc_info=True)
-            return
-        self._warned.add(key)
-        log.exception(
-            "observer %s.%s failed; the call goes on (further failures are logged at debug)",
-            type(obs).__name__,
-            where,
-        )
+                self._failures.failed(obs, "call_ended")

@@ -23,6 +23,7 @@ seam catches and logs what escapes, and the call goes on), and be cheap when dis
 from __future__ import annotations
 
 import hashlib
+import logging
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Final, Literal, Protocol
@@ -252,3 +253,29 @@ class Observers:
     connection: tuple[ConnectionObserver, ...] = ()
     audit: tuple[AuditObserver, ...] = ()
     tracer: BackendTracer = field(default_factory=NoTracer)
+
+
+class ObserverFailures:
+    """How both seams report an observer that raised: the first failure of each (observer, hook) is logged
+    with its traceback, later ones at debug, so a broken observer cannot flood the log on a hot path."""
+
+    __slots__ = ("_log", "_seen", "_what")
+
+    def __init__(self, log: logging.Logger, what: str) -> None:
+        self._log = log
+        self._what = what
+        self._seen: set[tuple[int, str]] = set()
+
+    def failed(self, obs: object, hook: str) -> None:
+        """Call from an `except Exception:` block around `obs.<hook>(...)`."""
+        key = (id(obs), hook)
+        if key in self._seen:
+            self._log.debug("observer %s.%s failed again", type(obs).__name__, hook, exc_info=True)
+            return
+        self._seen.add(key)
+        self._log.exception(
+            "observer %s.%s failed; the %s goes on (further failures are logged at debug)",
+            type(obs).__name__,
+            hook,
+            self._what,
+        )
