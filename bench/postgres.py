@@ -33,40 +33,13 @@ from bus.embedded import die_with_parent
 
 from .nats_load import wait_instances
 from .procs import Meter
-from .rig import MCP_NATS, child_env, default_cache
+from .rig import MCP_NATS, child_env, default_cache, npm_install
 from .stdio_load import Phase, StdioServer, Workload
 
 PG_PACKAGE: Final = "@modelcontextprotocol/server-postgres"
 PG_VERSION: Final = "0.6.2"
 ROWS: Final = 10_000
 IDS: Final = 1024
-
-
-def npm_install_pg(cache: Path, version: str) -> Path:
-    """The reference server's entry point, installed with npm into `cache` once. Raises RuntimeError."""
-    prefix = cache / "npm"
-    entry = prefix / "node_modules" / PG_PACKAGE / "dist" / "index.js"
-    pkg = prefix / "node_modules" / PG_PACKAGE / "package.json"
-    if entry.exists() and f'"version": "{version}"' in pkg.read_text():
-        return entry
-    npm = shutil.which("npm")
-    if npm is None:
-        raise RuntimeError("npm is not installed; the reference postgres server cannot be installed")
-    prefix.mkdir(parents=True, exist_ok=True)
-    manifest = prefix / "package.json"
-    if not manifest.exists():
-        manifest.write_text('{"name": "mcp-nats-bench-baselines", "private": true}\n')
-    r = subprocess.run(
-        [npm, "install", "--no-audit", "--no-fund", "--save-exact", f"{PG_PACKAGE}@{version}"],
-        cwd=prefix,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    if r.returncode != 0 or not entry.exists():
-        raise RuntimeError(f"npm install {PG_PACKAGE}@{version} failed: {r.stderr[-800:]}")
-    return entry
 
 
 def _with_db(url: str, db: str) -> str:
@@ -132,7 +105,7 @@ def main(argv: list[str]) -> int:
     a = p.parse_args(argv)
     reps, seq_n, pipe_n, secs = (1, 500, 5000, 5.0) if a.quick else (a.reps, 2000, 20000, 10.0)
     try:
-        entry = npm_install_pg(a.cache, PG_VERSION)
+        entry = npm_install(a.cache, PG_VERSION, PG_PACKAGE)
     except (RuntimeError, OSError, subprocess.TimeoutExpired) as exc:
         sys.stderr.write(f"bench postgres: cannot set up the reference server: {exc}\n")
         return 2

@@ -67,13 +67,32 @@ def make_data(root: Path) -> tuple[list[bytes], list[bytes]]:
     return args, markers
 
 
-def npm_install(cache: Path, version: str) -> Path:
-    """The server-filesystem entry point, installed with npm into `cache` once. Raises RuntimeError."""
+def npm_install(cache: Path, version: str, package: str = FS_PACKAGE) -> Path:
+    """A reference server's entry point (`package`, by default server-filesystem), installed with npm into
+    `cache` once. Raises RuntimeError."""
     prefix = cache / "npm"
-    entry = prefix / "node_modules" / FS_PACKAGE / "dist" / "index.js"
-    pkg = prefix / "node_modules" / FS_PACKAGE / "package.json"
+    entry = prefix / "node_modules" / package / "dist" / "index.js"
+    pkg = prefix / "node_modules" / package / "package.json"
     if entry.exists() and f'"version": "{version}"' in pkg.read_text():
         return entry
+    npm = shutil.which("npm")
+    if npm is None:
+        raise RuntimeError(f"npm is not installed; the reference server {package} cannot be installed")
+    prefix.mkdir(parents=True, exist_ok=True)
+    manifest = prefix / "package.json"
+    if not manifest.exists():
+        manifest.write_text('{"name": "mcp-nats-bench-baselines", "private": true}\n')
+    r = subprocess.run(
+        [npm, "install", "--no-audit", "--no-fund", "--save-exact", f"{package}@{version}"],
+        cwd=prefix,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    if r.returncode != 0 or not entry.exists():
+        raise RuntimeError(f"npm install {package}@{version} failed: {r.stderr[-800:]}")
+    return entry
     npm = shutil.which("npm")
     if npm is None:
         raise RuntimeError("npm is not installed; the reference filesystem server cannot be installed")
