@@ -63,6 +63,13 @@ class Secured:
 
         return compile_policy(_settings(self.root), self.adir, policy, "the test policy")
 
+    def cli(self, *argv: str) -> subprocess.CompletedProcess[str]:
+        """`mcp-nats <argv>` against this server with `base` as the state dir (its auth dir found there)."""
+        return subprocess.run(
+            [MCP_NATS, *argv, "--nats-url", self.url, "--subject-root", self.root],
+            env=child_env(MCP_NATS_STATE_DIR=str(self.base)), capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+
     def serve(self, service: str, *args: str) -> subprocess.Popen[bytes]:
         argv = [
             MCP_NATS, "serve", service, "--nats-url", self.url, "--subject-root", self.root, "--log-level", "warning",

@@ -40,13 +40,6 @@ def secured(tmp_path: Path) -> Iterator[Secured]:
     yield from start_secured(tmp_path)
 
 
-def _cli(secured: Secured, *argv: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [MCP_NATS, *argv, "--nats-url", secured.url, "--subject-root", secured.root],
-        env=child_env(MCP_NATS_STATE_DIR=str(secured.base)), capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
-
-
 def _serve(secured: Secured, *argv: str) -> None:
     proc = subprocess.Popen(
         [MCP_NATS, "serve", *argv, "--nats-url", secured.url, "--subject-root", secured.root, "--log-level", "warning"],
@@ -75,11 +68,11 @@ async def test_canary_with_auth_on_splits_by_weight_then_promotes_and_aborts(sec
     pid = secured.server.process.pid if secured.server.process else 0
     # the server checks the publish permission after mapping: a caller without the candidate's tools is refused
     await push(secured.adir, secured.compile(CANARY_POLICY.replace(', "demo-next.*"', "")), secured.url)
-    refused = _cli(secured, "rollout", "canary", "demo", "--to", "demo-next", "--weight", "10")
+    refused = secured.cli("rollout", "canary", "demo", "--to", "demo-next", "--weight", "10")
     assert refused.returncode == 2 and "caller" in refused.stderr, refused.stderr
     assert _clients_mappings(secured) == {}
     await push(secured.adir, secured.compile(CANARY_POLICY), secured.url)
-    done = _cli(secured, "rollout", "canary", "demo", "--to", "demo-next", "--weight", "10")
+    done = secured.cli("rollout", "canary", "demo", "--to", "demo-next", "--weight", "10")
     assert done.returncode == 0, done.stderr
     assert list(_clients_mappings(secured)) == [f"{secured.root}.demo.tools.call.*"]
     with anyio.fail_after(180):
@@ -90,9 +83,9 @@ async def test_canary_with_auth_on_splits_by_weight_then_promotes_and_aborts(sec
             assert len(got) == 2, got
             candidate = min(got, key=lambda k: got[k])
             assert abs(100 * got[candidate] / CALLS - 10) <= 3, got
-            assert _cli(secured, "rollout", "promote", "demo").returncode == 0
+            assert secured.cli("rollout", "promote", "demo").returncode == 0
             assert await shares(bus, secured.root, 200) == {candidate: 200}
-            aborted = _cli(secured, "rollout", "abort", "demo")
+            aborted = secured.cli("rollout", "abort", "demo")
             assert aborted.returncode == 0, aborted.stderr
             after = await shares(bus, secured.root, 200)
             assert len(after) == 1 and candidate not in after, after

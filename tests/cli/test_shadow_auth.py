@@ -39,13 +39,6 @@ def secured(tmp_path: Path) -> Iterator[Secured]:
     yield from start_secured(tmp_path)
 
 
-def _cli(secured: Secured, *argv: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [MCP_NATS, *argv, "--nats-url", secured.url, "--subject-root", secured.root],
-        env=child_env(MCP_NATS_STATE_DIR=str(secured.base)), capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
-
-
 async def test_a_bridge_with_credentials_shadows_read_only_calls(secured: Secured, tmp_path: Path) -> None:
     """As identity `shadowed`: 2 identical reads match, 1 differing read mismatches, a write is never copied; the
     identity may not read any other stream through the direct-get API."""
@@ -64,7 +57,7 @@ async def test_a_bridge_with_credentials_shadows_read_only_calls(secured: Secure
         secured.procs.append(proc)
     await secured.wait_instances("fs")
     await secured.wait_instances("fs-next")
-    done = _cli(secured, "rollout", "shadow", "fs", "--to", "fs-next")
+    done = secured.cli("rollout", "shadow", "fs", "--to", "fs-next")
     assert done.returncode == 0, done.stderr
     creds = str(secured.adir.user_creds("shadowed"))
     argv = ["bridge", "--url", secured.url, "--subject-root", secured.root, "--credentials", creds]
@@ -76,7 +69,7 @@ async def test_a_bridge_with_credentials_shadows_read_only_calls(secured: Secure
             await c.call_tool("fs_write_file", {"path": "new.txt", "content": "x"})
         summary: dict[str, Any] = {}
         while summary.get("calls", 0) < 3:
-            rep = _cli(secured, "rollout", "report", "fs", "--json")
+            rep = secured.cli("rollout", "report", "fs", "--json")
             assert rep.returncode == 0, rep.stderr
             summary = msgspec.json.decode(rep.stdout)
             await anyio.sleep(0.1)
