@@ -3,6 +3,10 @@ serve postgres`) versus the same query through the reference `@modelcontextproto
 (npm, run with node directly over stdio), in the same run: calls/s at 64 in flight and sequential
 p50, repetitions interleaved. Goal (issue #12): at least 2x the reference's throughput.
 
+A third target, the floor, is the same bridge calling a tool that does no work (bench/echo_service.py):
+what this path can do at all on this machine. Every process's CPU per call is reported, the
+PostgreSQL backends serving the database included, with the CPU budget the goal leaves.
+
 Owns a database of its own on the given server (created, seeded with 10 000 rows, dropped at the
 end), a nats-server, the responder and both stdio servers. Every response is checked: not an error,
 and the row's own marker in the raw line, so a wrong or empty answer never looks fast.
@@ -26,13 +30,14 @@ from typing import Final
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
+import msgspec
 import uvloop
 
 from bus import EmbeddedServer
 from bus.embedded import die_with_parent
 
 from .nats_load import wait_instances
-from .procs import Meter
+from .procs import Meter, pids_matching
 from .rig import MCP_NATS, child_env, default_cache, npm_install
 from .stdio_load import Phase, StdioServer, Workload
 
@@ -74,19 +79,31 @@ async def _drop(admin: str, name: str) -> None:
 
 
 def workload(tool: str) -> Workload:
+    """The query for `query` tools; for the floor's `bench_echo`, the marker itself, echoed."""
     ids = [(i * 7919) % ROWS + 1 for i in range(IDS)]
-    args = [
-        json.dumps({"sql": f"SELECT id, name, price, created FROM bench_rows WHERE id = {i}"}).encode()
-        for i in ids
-    ]
+    if tool == "bench_echo":
+        args = [json.dumps({"text": f"row-{i}-marker"}).encode() for i in ids]
+    else:
+        args = [
+            json.dumps({"sql": f"SELECT id, name, price, created FROM bench_rows WHERE id = {i}"}).encode()
+            for i in ids
+        ]
     return Workload("tools/call", tool, args, [f"row-{i}-marker".encode() for i in ids])
 
 
 def _phase(
-    s: StdioServer, work: Workload, k: int, warm: int, count: int, seconds: float, pids: dict[str, int]
+    s: StdioServer,
+    work: Workload,
+    k: int,
+    warm: int,
+    count: int,
+    seconds: float,
+    pids: dict[str, int],
+    db: str,
 ) -> tuple[Phase, Meter]:
     s.run(work, k=k, count=warm)
-    meter = Meter(pids).start()
+    # the PostgreSQL backends serving this database (their process title names it), whoever's they are
+    meter = Meter(pids, groups={"postgres": lambda: pids_matching(f" {db} ".encode())}).start()
     phase = s.run(work, k=k, count=count, max_seconds=seconds)
     meter.stop()
     return phase, meter
@@ -102,7 +119,15 @@ def main(argv: list[str]) -> int:
     p.add_argument("--quick", action="store_true", help="one short repetition")
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--cache", type=Path, default=default_cache())
+    p.add_argument(
+        "--tool-only",
+        action="store_true",
+        help="only the service's query path, in this process (no bus, no reference): calls/s and CPU per call "
+        "of the tool and of PostgreSQL at 64 in flight",
+    )
     a = p.parse_args(argv)
+    if a.tool_only:
+        return _tool_only(a.pg_url, 1 if a.quick else a.reps, 5000 if a.quick else 20000)
     reps, seq_n, pipe_n, secs = (1, 500, 5000, 5.0) if a.quick else (a.reps, 2000, 20000, 10.0)
     try:
         entry = npm_install(a.cache, PG_VERSION, PG_PACKAGE)
@@ -124,6 +149,7 @@ def main(argv: list[str]) -> int:
     server = EmbeddedServer(tmp / "nats", http_port=-1).start()
     root = "benchpg" + uuid.uuid4().hex[:6]
     responder: subprocess.Popen[bytes] | None = None
+    echo: subprocess.Popen[bytes] | None = None
     rows: list[dict[str, object]] = []
     try:
         with open(tmp / "responder.log", "ab") as log:
@@ -147,16 +173,29 @@ def main(argv: list[str]) -> int:
                 env={**child_env(), "MCP_NATS_STATE_DIR": str(tmp / "state")},
                 preexec_fn=die_with_parent,
             )
+            # the floor: the same path to a responder whose tool does no work (bench/echo_service.py)
+            echo = subprocess.Popen(
+                [sys.executable, "-m", "bench.echo_service", server.url, root],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                env={**child_env(), "MCP_NATS_STATE_DIR": str(tmp / "state-echo")},
+                preexec_fn=die_with_parent,
+            )
         uvloop.run(wait_instances(server.url, root, "postgres", 1))
+        uvloop.run(wait_instances(server.url, root, "bench", 1))
         assert server.process is not None
+        bridge = [MCP_NATS, "bridge", "--url", server.url, "--subject-root", root]
+        nats_pid = server.process.pid
         targets = [
             (
                 "bridge",
-                [MCP_NATS, "bridge", "--url", server.url, "--subject-root", root],
+                bridge,
                 "postgres_query",
-                {"bridge": 0, "responder": responder.pid, "nats-server": server.process.pid},
+                {"bridge": 0, "responder": responder.pid, "nats-server": nats_pid},
             ),
             ("reference", [node, str(entry), url], "query", {"server": 0}),
+            ("floor", bridge, "bench_echo", {"bridge": 0, "responder": echo.pid, "nats-server": nats_pid}),
         ]
         for rep in range(1, reps + 1):
             for name, cmd, tool, helpers in targets:
@@ -165,7 +204,7 @@ def main(argv: list[str]) -> int:
                     pids = {k: (s.pid if v == 0 else v) for k, v in helpers.items()}
                     work = workload(tool)
                     for mode, k, warm, count in (("seq", 0, 300, seq_n), ("K=64", 64, 1000, pipe_n)):
-                        phase, meter = _phase(s, work, k, warm, count, secs, pids)
+                        phase, meter = _phase(s, work, k, warm, count, secs, pids, dbname)
                         n = max(1, phase.ok)
                         row = {
                             "target": name,
@@ -177,6 +216,7 @@ def main(argv: list[str]) -> int:
                             "p50_us": round(phase.pct(0.5)),
                             "p99_us": round(phase.pct(0.99)),
                             "cpu_us_per_call": {p: round(c / n * 1e6, 1) for p, c in meter.cpu.items()},
+                            "noise": meter.noise(),
                         }
                         rows.append(row)
                         bad = f" FAILURES {row['failures']}" if phase.failures else ""
@@ -185,16 +225,91 @@ def main(argv: list[str]) -> int:
                             f"p99 {phase.pct(0.99):7.0f} µs{bad}\n"
                         )
     finally:
-        if responder is not None:
-            responder.terminate()
-            try:
-                responder.wait(15)
-            except subprocess.TimeoutExpired:
-                responder.kill()
+        for proc in (responder, echo):
+            if proc is not None:
+                proc.terminate()
+                try:
+                    proc.wait(15)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
         server.stop()
         asyncio.run(_drop(a.pg_url, dbname))
         shutil.rmtree(tmp, ignore_errors=True)
     return _report(rows, a)
+
+
+def _tool_only(admin: str, reps: int, count: int) -> int:
+    """The postgres service's `query` tool called in this process (its lifespan, pool and result rendering,
+    no bus), 64 in flight: where the database path's cost goes, apart from the bridge and NATS."""
+    from responders.plugin import ServiceRuntime
+    from responders.service import to_result
+    from responders.services.postgres import PostgresSettings, build
+
+    dbname = "mcpnats_bench_" + uuid.uuid4().hex[:8]
+    asyncio.run(_create(admin, dbname))
+    encoder = msgspec.json.Encoder()
+
+    async def run() -> None:
+        svc = build(PostgresSettings(url=_with_db(admin, dbname)))
+        spec = svc.tools["query"]
+        work = workload("query")
+        sqls = [json.loads(raw)["sql"] for raw in work.args]
+        runtime = ServiceRuntime(bus=None, subjects=None, events=None, instance="bench", service=svc.name)  # type: ignore[arg-type]
+        assert svc.lifespan_fn is not None
+        async with svc.lifespan_fn(runtime):
+            gate = asyncio.Semaphore(64)
+
+            async def one(i: int) -> None:
+                async with gate:
+                    body = encoder.encode(to_result(await spec.invoke({"sql": sqls[i % len(sqls)]}), spec))
+                    if work.markers[i % len(sqls)] not in body:
+                        raise RuntimeError(f"wrong answer: {body[:200]!r}")
+
+            await asyncio.gather(*(one(i) for i in range(1000)))
+            for rep in range(1, reps + 1):
+                meter = Meter({}, groups={"postgres": lambda: pids_matching(f" {dbname} ".encode())}).start()
+                t0 = time.perf_counter()
+                await asyncio.gather(*(one(i) for i in range(count)))
+                elapsed = time.perf_counter() - t0
+                meter.stop()
+                tool, pg = (meter.cpu[k] / count * 1e6 for k in ("loadgen", "postgres"))
+                sys.stdout.write(
+                    f"rep {rep}: {count / elapsed:7.0f} calls/s, CPU per call: tool {tool:.0f} µs + PostgreSQL {pg:.0f} µs\n"
+                )
+
+    try:
+        uvloop.run(run())
+    finally:
+        asyncio.run(_drop(admin, dbname))
+    return 0
+
+
+def _cpu_split(rows: list[dict[str, object]]) -> str:
+    """'total = a process + b process ... (busy %)', medians over repetitions, the load generator left out."""
+    names = [k for k in rows[0]["cpu_us_per_call"] if k != "loadgen"]  # type: ignore[attr-defined]
+    each = {k: statistics.median(r["cpu_us_per_call"][k] for r in rows) for k in names}  # type: ignore[index]
+    busy = statistics.median(r["noise"]["busy_pct"] for r in rows)  # type: ignore[index]
+    return (
+        f"{sum(each.values()):.0f} = "
+        + " + ".join(f"{v:.0f} {k}" for k, v in each.items())
+        + f" ({busy:.0f}%)"
+    )
+
+
+def _cpu_of(rows: list[dict[str, object]], target: str, process: str) -> float:
+    return statistics.median(
+        r["cpu_us_per_call"][process]  # type: ignore[index]
+        for r in rows
+        if r["target"] == target and r["mode"] == "K=64"
+    )
+
+
+def _total_cpu(rows: list[dict[str, object]], target: str) -> float:
+    return statistics.median(
+        sum(v for k, v in r["cpu_us_per_call"].items() if k != "loadgen")  # type: ignore[attr-defined]
+        for r in rows
+        if r["target"] == target and r["mode"] == "K=64"
+    )
 
 
 def _report(rows: list[dict[str, object]], a: argparse.Namespace) -> int:
@@ -204,14 +319,28 @@ def _report(rows: list[dict[str, object]], a: argparse.Namespace) -> int:
     out = [
         "",
         f"one-row primary-key query, {PG_PACKAGE} {PG_VERSION} vs mcp-nats bridge (median of repetitions)",
-        f"{'target':10} {'K=64 calls/s':>13} {'seq p50 µs':>11} {'seq calls/s':>12}",
+        f"{'target':10} {'K=64 calls/s':>13} {'seq p50 µs':>11} {'seq calls/s':>12}  CPU µs per call at K=64 (machine busy %)",
     ]
-    for t in ("bridge", "reference"):
+    for t in ("bridge", "reference", "floor"):
+        cpu = _cpu_split([r for r in rows if r["target"] == t and r["mode"] == "K=64"])
         out.append(
-            f"{t:10} {med(t, 'K=64', 'ops'):13.0f} {med(t, 'seq', 'p50_us'):11.0f} {med(t, 'seq', 'ops'):12.0f}"
+            f"{t:10} {med(t, 'K=64', 'ops'):13.0f} {med(t, 'seq', 'p50_us'):11.0f} {med(t, 'seq', 'ops'):12.0f}  {cpu}"
         )
     ratio = med("bridge", "K=64", "ops") / max(1e-9, med("reference", "K=64", "ops"))
     out.append(f"throughput ratio at K=64: {ratio:.2f}x (goal: >= 2x)")
+    ref_ops = max(1e-9, med("reference", "K=64", "ops"))
+    floor = med("floor", "K=64", "ops") / ref_ops
+    cores = os.cpu_count() or 1
+    budget = cores * 1e6 / (2 * ref_ops)
+    out.append(
+        f"floor (bridge -> NATS -> a tool that does no work, no database): {floor:.2f}x the reference; "
+        "a query through this path cannot beat that on this machine"
+    )
+    out.append(
+        f"CPU budget for 2x: {cores} CPUs / (2 x {ref_ops:.0f} calls/s) = {budget:.0f} µs per call at 100% busy, "
+        f"PostgreSQL's share included; the floor alone uses {_total_cpu(rows, 'floor'):.0f} µs, the reference's "
+        f"PostgreSQL work {_cpu_of(rows, 'reference', 'postgres'):.0f} µs"
+    )
     sys.stdout.write("\n".join(out) + "\n")
     failed = sum(sum(r["failures"].values()) for r in rows)  # type: ignore[attr-defined]
     sys.stdout.write(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import resource
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -25,6 +26,22 @@ def cpu_seconds(pid: int) -> float:
         return 0.0
     fields = raw[raw.rindex(b")") + 2 :].split()
     return (int(fields[11]) + int(fields[12])) * TICK_S  # fields 14 and 15 of proc(5)
+
+
+def pids_matching(needle: bytes) -> list[int]:
+    """Every process whose command line contains `needle` (e.g. PostgreSQL backends of one database,
+    whose title is "postgres: user db 127.0.0.1(port) idle")."""
+    found = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/cmdline", "rb") as f:
+                if needle in f.read():
+                    found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
 
 
 def io_syscalls(pid: int) -> tuple[int, int]:
@@ -90,6 +107,9 @@ class Meter:
     """CPU of named processes (and of this process) between `start()` and `stop()`, plus noise."""
 
     pids: dict[str, int]
+    groups: dict[str, Callable[[], Iterable[int]]] = field(default_factory=dict)
+    """Named sets of processes that come and go (a server's per-connection backends): CPU summed over the
+    members seen at stop, from what each had at start (0 for one that started since; one that ended is lost)."""
     cpu: dict[str, float] = field(default_factory=dict)
     syscalls: dict[str, tuple[int, int]] = field(default_factory=dict)
     """Per process: (read-like, write-like) syscalls during the phase (/proc/<pid>/io syscr, syscw)."""
@@ -100,6 +120,7 @@ class Meter:
     psi_some_pct: float | None = None
     _t0: float = 0.0
     _cpu0: dict[str, float] = field(default_factory=dict)
+    _group0: dict[str, dict[int, float]] = field(default_factory=dict)
     _io0: dict[str, tuple[int, int]] = field(default_factory=dict)
     _m0: tuple[int, int, int] = (0, 0, 0)
     _psi0: int | None = None
@@ -107,6 +128,9 @@ class Meter:
     def start(self) -> Meter:
         self._cpu0 = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
         self._cpu0["loadgen"] = self_cpu_seconds()
+        self._group0 = {
+            name: {pid: cpu_seconds(pid) for pid in members()} for name, members in self.groups.items()
+        }
         self._io0 = {name: io_syscalls(pid) for name, pid in self.pids.items()}
         self._m0 = _machine()
         self._psi0 = _psi_some_us()
@@ -117,6 +141,9 @@ class Meter:
         self.elapsed = time.perf_counter() - self._t0
         self.cpu = {name: cpu_seconds(pid) - self._cpu0[name] for name, pid in self.pids.items()}
         self.cpu["loadgen"] = self_cpu_seconds() - self._cpu0["loadgen"]
+        for name, members in self.groups.items():
+            before = self._group0[name]
+            self.cpu[name] = sum(cpu_seconds(pid) - before.get(pid, 0.0) for pid in members())
         for name, pid in self.pids.items():
             r, w = io_syscalls(pid)
             self.syscalls[name] = (r - self._io0[name][0], w - self._io0[name][1])

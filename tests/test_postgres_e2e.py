@@ -194,8 +194,8 @@ async def test_row_and_byte_caps(pg: PgDatabase, responders: Responders, bridge_
 async def test_statement_timeout_and_deadline_cancel_on_the_server(
     pg: PgDatabase, responders: Responders, bridge_argv: list[str]
 ) -> None:
-    """The statement timeout cancels the statement on the server; so does the call's deadline, though the statement timeout is longer: pg_stat_activity shows nothing left running."""
-    start_pg(responders, pg, "--statement-timeout", "1")
+    """The statement timeout cancels the statement on the server; so does the call's deadline, though the statement timeout is longer: pg_stat_activity shows nothing left running. A call that changes the timeouts (on the pool's one connection) leaves the next call with the configured ones."""
+    start_pg(responders, pg, "--statement-timeout", "1", env={"MCP_NATS_POSTGRES_POOL_SIZE": "1"})
     start_pg(responders, pg, "--name", "slowpg", "--statement-timeout", "120")
     await responders.wait_instances("postgres", 1)
     await responders.wait_instances("slowpg", 1)
@@ -206,6 +206,26 @@ async def test_statement_timeout_and_deadline_cancel_on_the_server(
             assert result.is_error and "statement timeout" in text_of(result)
             assert time.monotonic() - t0 < 30
             assert await active(pg, "%pg_sleep%") == []
+            for change in (
+                "SET statement_timeout = 0",
+                "SELECT set_config('idle_in_transaction_session_timeout', '0', false)",
+                "SET SESSION CHARACTERISTICS AS TRANSACTION READ WRITE",
+            ):
+                assert not (await client.call_tool("postgres_query", {"sql": change})).is_error, change
+                settings = await client.call_tool(
+                    "postgres_query",
+                    {
+                        "sql": "SELECT current_setting('statement_timeout') AS st, "
+                        "current_setting('idle_in_transaction_session_timeout') AS idle, "
+                        "current_setting('transaction_read_only') AS ro"
+                    },
+                )
+                assert (settings.structured_content or {}).get("rows") == [["1s", "1min", "on"]], (
+                    change,
+                    text_of(settings),
+                )
+            again = await client.call_tool("postgres_query", {"sql": "SELECT pg_sleep(60)"})
+            assert again.is_error and "statement timeout" in text_of(again)
         async with bridge_client(
             bridge_argv, mode="legacy", env={"MCP_NATS_BRIDGE_CALL_TIMEOUT": "2"}
         ) as client:

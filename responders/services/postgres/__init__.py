@@ -3,8 +3,9 @@
     mcp-nats serve postgres --url postgresql://mcp_reader@db:5432/app [--name analytics] [--write]
 
 Read-only is enforced by PostgreSQL, not by reading the SQL: every call is one statement
-(extended protocol) in a READ ONLY transaction with SET LOCAL timeouts, rolled back, on a
-connection that is reset before reuse; results are capped while fetching (database.py, query.py).
+(extended protocol) in a READ ONLY transaction, rolled back, on a connection whose session
+defaults (the timeouts, default_transaction_read_only) come in its startup packet and that is
+reset before reuse; results are capped while fetching (database.py, query.py).
 """
 
 from ...plugin import Argument, ServicePlugin

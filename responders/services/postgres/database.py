@@ -4,13 +4,23 @@
 serves (checking the login role once, warning about dangerous privileges in read-only mode) and
 closes it after drain. `Database.transaction` is the only way a tool reaches a connection:
 
-- read-only mode: `BEGIN READ ONLY` (what asyncpg's `transaction(readonly=True)` sends), `SET LOCAL
-  statement_timeout` and `idle_in_transaction_session_timeout` (one round trip), the statement,
-  then always ROLLBACK, so nothing a statement did to the session (SET, NOTIFY) outlives the call;
-- write mode (`execute`): the same without READ ONLY, committed when the statement succeeds;
-- the ROLLBACK (or COMMIT) and asyncpg's reset (advisory locks released, cursors closed, UNLISTEN *,
-  RESET ALL) run as one round trip at the end of the call; after a failure, the pool rolls back and
-  resets before anyone else gets the connection.
+- every connection starts (in its startup packet: no round trip) with `statement_timeout`,
+  `idle_in_transaction_session_timeout` and `default_transaction_read_only = on` as its session
+  defaults, the values `RESET ALL` returns to;
+- read-only mode: `BEGIN READ ONLY` (what asyncpg's `transaction(readonly=True)` sends), the statement,
+  then always `ROLLBACK`, which also undoes whatever the statement did to the session (SET, set_config,
+  LISTEN, NOTIFY, cursors), with `pg_advisory_unlock_all()` in the same round trip for the one thing a
+  rollback keeps (session advisory locks);
+- write mode (`execute`): `BEGIN READ WRITE`, committed when the statement succeeds, then asyncpg's full
+  reset (advisory locks released, cursors closed, UNLISTEN *, RESET ALL) in the same round trip, since
+  a commit keeps what the statement did to the session;
+- after a failure, or a statement that ended the transaction itself, the full reset runs before anyone
+  else gets the connection (the pool's reset when the call was cancelled: it first waits for the server
+  to confirm the cancel).
+
+That is four round trips per call (BEGIN; Parse/Describe; Bind/Execute; the end), five statements for
+PostgreSQL to run. The per-call `SET LOCAL`s an earlier version sent are the session defaults now,
+which the ROLLBACK (or the reset) restores, so every call still starts with the configured timeouts.
 
 Cancelling the call's task (a deadline, `notifications/cancelled`) makes asyncpg send a cancel
 request, so the statement stops on the server too. Errors are mapped by `map_pg_errors`.
@@ -64,12 +74,6 @@ class Database:
         self.shown_url = redact(settings.url)
         self.tracer: BackendTracer = NoTracer()
         self._pool: asyncpg.Pool | None = None
-        set_local = (
-            f"SET LOCAL statement_timeout = {int(settings.statement_timeout * 1000)}; "
-            f"SET LOCAL idle_in_transaction_session_timeout = {int(settings.idle_in_transaction_timeout * 1000)}"
-        )
-        self._begin_ro = f"BEGIN READ ONLY; {set_local}"
-        self._begin_rw = f"BEGIN READ WRITE; {set_local}"
         self._clean: set[int] = set()
         """Backend pids of connections whose call ended with its own rollback and reset."""
         self.warnings: list[str] = []
@@ -88,7 +92,7 @@ class Database:
             max_size=self.settings.pool_size,
             init=_init,
             timeout=self.settings.connect_timeout,
-            server_settings={"application_name": f"mcp-nats {self.service} {runtime.instance}"[:63]},
+            server_settings=self.session_defaults(runtime.instance),
             max_inactive_connection_lifetime=300.0,
             reset=self._reset,
         )
@@ -106,6 +110,16 @@ class Database:
             except TimeoutError:
                 log.warning("%s: closing the pool took over 10 s; terminating its connections", self.service)
                 pool.terminate()
+
+    def session_defaults(self, instance: str) -> dict[str, str]:
+        """What every connection's startup packet sets: the session defaults RESET ALL returns to."""
+        return {
+            "application_name": f"mcp-nats {self.service} {instance}"[:63],
+            "statement_timeout": str(int(self.settings.statement_timeout * 1000)),
+            "idle_in_transaction_session_timeout": str(int(self.settings.idle_in_transaction_timeout * 1000)),
+            # a second lock: a statement outside our BEGIN (there is none) would be read-only too
+            "default_transaction_read_only": "on",
+        }
 
     async def _check_role(self) -> None:
         try:
@@ -159,16 +173,14 @@ class Database:
         """A pooled connection inside this call's transaction (READ ONLY unless `write`); see the module docstring.
         Raises OneStatement when the statement ended the transaction itself (COMMIT, ROLLBACK, PREPARE TRANSACTION)."""
         readonly = not write or not self.settings.write
-        begin = self._begin_ro if readonly else self._begin_rw
         with (
             self.errors(),
             self.tracer.span("postgres.transaction", {"db.system": "postgresql", "db.readonly": readonly}),
         ):
             async with self.pool().acquire(timeout=self.settings.connect_timeout) as conn:
                 self._clean.discard(conn.get_server_pid())  # a stale mark (a closed connection's reused pid)
-                # What asyncpg's transaction(readonly=True) sends (BEGIN READ ONLY), with the SET LOCALs in the
-                # same round trip: one simple-protocol message of our own text, never the caller's.
-                await conn.execute(begin)
+                # What asyncpg's transaction(readonly=True) sends: our own text, never the caller's.
+                await conn.execute("BEGIN READ ONLY" if readonly else "BEGIN READ WRITE")
                 try:
                     yield conn
                     if not conn.is_in_transaction():
@@ -180,14 +192,18 @@ class Database:
                     # Roll back and reset here (a cancelled call leaves that to the pool, which waits for the
                     # server to confirm the cancel first); a connection that cannot is dropped by the pool.
                     with contextlib.suppress(asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
-                        await self._end(conn, "ROLLBACK" if conn.is_in_transaction() else "")
+                        await self._end(conn, "ROLLBACK;\n" if conn.is_in_transaction() else "", full=True)
                     raise
-                await self._end(conn, "COMMIT" if not readonly else "ROLLBACK")
+                if readonly:
+                    await self._end(conn, "ROLLBACK;\n", full=False)
+                else:
+                    await self._end(conn, "COMMIT;\n", full=True)
 
-    async def _end(self, conn: asyncpg.Connection, verb: str) -> None:
-        """End the transaction and reset the session in one round trip; the pool's reset then knows (by the
+    async def _end(self, conn: asyncpg.Connection, verb: str, *, full: bool) -> None:
+        """End the transaction and reset the session in one round trip (after a rollback only the session
+        advisory locks can be left; otherwise asyncpg's full reset); the pool's reset then knows (by the
         backend pid) that this connection is clean."""
         if conn.is_closed():
             return
-        await conn.execute((f"{verb};\n" if verb else "") + conn.get_reset_query())
+        await conn.execute(verb + (conn.get_reset_query() if full else "SELECT pg_advisory_unlock_all()"))
         self._clean.add(conn.get_server_pid())

@@ -13,9 +13,9 @@ class PostgresSettings(Struct, kw_only=True, frozen=True, forbid_unknown_fields=
     write: bool = False
     """Register `execute` and allow `explain(analyze=true)`. Off: every call runs in a READ ONLY transaction."""
     statement_timeout: Annotated[float, Meta(gt=0, le=3600)] = 30.0
-    """Seconds a statement may run (SET LOCAL statement_timeout); the server cancels it after that."""
+    """Seconds a statement may run (the connection's statement_timeout); the server cancels it after that."""
     idle_in_transaction_timeout: Annotated[float, Meta(gt=0, le=3600)] = 60.0
-    """Seconds a transaction may sit idle (SET LOCAL idle_in_transaction_session_timeout)."""
+    """Seconds a transaction may sit idle (the connection's idle_in_transaction_session_timeout)."""
     max_rows: Annotated[int, Meta(ge=1, le=1_000_000)] = 1000
     """Rows a result may hold (a call's `limit` may only lower it)."""
     max_bytes: Annotated[int, Meta(ge=1024, le=64 * 1024 * 1024)] = 1024 * 1024
