@@ -7,6 +7,7 @@ backends terminated mid-run, write mode, resources, and the password never shown
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import subprocess
 import time
@@ -254,6 +255,221 @@ async def test_statement_timeout_and_deadline_cancel_on_the_server(
                 10,
                 "the server stopped the statement after the deadline",
             )
+
+
+PROBE = (
+    "SELECT (SELECT count(*) FROM pg_prepared_statements) AS prepared, (SELECT count(*) FROM pg_cursors WHERE name <> '') AS cursors, "
+    "(SELECT count(*) FROM pg_listening_channels()) AS listening, "
+    "(SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()) AS locks, "
+    "current_user = session_user AS own_role, current_setting('search_path') AS path, "
+    "current_setting('statement_timeout') AS st, current_setting('transaction_read_only') AS ro, "
+    "(SELECT count(*) FROM pg_class WHERE relnamespace = pg_my_temp_schema()) AS temp, random() AS r"
+)
+"""What a call can see of the session it was given; `r` is compared between two calls (a seed left behind repeats it)."""
+
+
+def _clean(timeout: str) -> list[object]:
+    return [0, 0, 0, 0, True, '"$user", public', timeout, "on", 0]
+
+
+async def _member_role(db: PgDatabase) -> str:
+    """A NOLOGIN role the service's role is a member of (dropped by `_drop_role`): SET ROLE can reach it."""
+    member = f"{db.role}_member"
+    conn = await asyncpg.connect(db.admin_url, timeout=10)
+    try:
+        await conn.execute(f"CREATE ROLE {member} NOLOGIN; GRANT {member} TO {db.role}")
+    finally:
+        await conn.close()
+    return member
+
+
+async def _drop_role(db: PgDatabase, role: str) -> None:
+    """Drop `role`, first ending the service's sessions (a leaked SET ROLE makes it own their temp tables)."""
+    conn = await asyncpg.connect(db.admin_url, timeout=10)
+
+    async def dropped() -> bool:
+        try:
+            await conn.execute(f"DROP OWNED BY {role}; DROP ROLE {role}")
+        except asyncpg.DependentObjectsStillExistError:
+            return False
+        return True
+
+    try:
+        await conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1", db.role
+        )
+        await wait_until(dropped, 10, f"role {role} dropped")
+    finally:
+        await conn.close()
+
+
+SPOOF_CATALOG = """DO $$ DECLARE s record; BEGIN
+  FOR s IN SELECT name FROM pg_prepared_statements WHERE statement LIKE '%nspowner%' LOOP
+    EXECUTE format('DEALLOCATE %I', s.name);
+    EXECUTE format('PREPARE %I AS SELECT %L::name AS name, %L::name AS owner', s.name, 'pwned', 'evil');
+  END LOOP; END $$"""
+"""Replace the driver's cached list_schemas statement (named, listed in pg_prepared_statements) with one of ours."""
+
+
+async def test_no_session_state_reaches_the_next_call(
+    pg: PgDatabase, responders: Responders, bridge_argv: list[str]
+) -> None:
+    """On the pool's one connection, whatever a call leaves in its session after the rollback (SQL PREPARE, also from
+    a DO block or before an error; DEALLOCATE or a prepared name the driver would use; setseed; advisory locks;
+    cursors; LISTEN; search_path; SET ROLE; COMMIT AND CHAIN), whether it succeeds, fails, times out or is cancelled,
+    is gone for the next call; and a call cannot swap the statements the schema tools run for its own."""
+    member = await _member_role(pg)
+    start_pg(responders, pg, "--statement-timeout", "3", env={"MCP_NATS_POSTGRES_POOL_SIZE": "1"})
+    await responders.wait_instances("postgres", 1)
+    leftovers = [
+        "PREPARE leftover AS SELECT 1",
+        "DO $$ BEGIN EXECUTE 'PREPARE from_do AS SELECT 1'; END $$",
+        "DO $$ BEGIN EXECUTE 'PREPARE before_error AS SELECT 1'; RAISE EXCEPTION 'after the prepare'; END $$",
+        "DO $$ BEGIN FOR i IN 1..2048 LOOP EXECUTE format('PREPARE %I AS SELECT 1', "
+        "'__asyncpg_stmt_' || to_hex(i) || '__'); END LOOP; END $$",
+        "DEALLOCATE ALL",
+        "SELECT setseed(0.5)",
+        "SET seed = 0.5",
+        "DO $$ BEGIN PERFORM setseed(0.5); RAISE EXCEPTION 'after the seed'; END $$",
+        "SELECT setseed(0.5), pg_advisory_lock(6), pg_sleep(30)",
+        "SELECT pg_advisory_lock(1), pg_advisory_lock_shared(2), pg_try_advisory_lock(3)",
+        "DO $$ BEGIN PERFORM pg_advisory_lock(4); RAISE EXCEPTION 'x'; EXCEPTION WHEN OTHERS THEN NULL; END $$",
+        "DECLARE held CURSOR WITH HOLD FOR SELECT 1",
+        "LISTEN chan",
+        "DO $$ BEGIN EXECUTE 'LISTEN from_do'; END $$",
+        "SELECT set_config('search_path', 'pg_catalog', false)",
+        f"SET ROLE {member}",
+        "SAVEPOINT s",
+        "COMMIT AND CHAIN",
+        "ROLLBACK AND CHAIN",
+    ]
+    failures: list[str] = []
+    try:
+        with anyio.fail_after(180):
+            async with bridge_client(bridge_argv, mode="legacy") as client:
+
+                async def probe(after: str) -> object:
+                    got = await client.call_tool("postgres_query", {"sql": PROBE})
+                    rows = (got.structured_content or {}).get("rows") or [[None]]
+                    if got.is_error or rows[0][:-1] != _clean("3s"):
+                        failures.append(f"after {after!r}: {text_of(got)[:400]}")
+                    return rows[0][-1]
+
+                async def catalog_intact(after: str) -> None:
+                    schemas = await client.call_tool("postgres_list_schemas", {})
+                    tables = await client.call_tool("postgres_list_tables", {"schema": "public"})
+                    desc = await client.call_tool("postgres_describe_table", {"table": "items"})
+                    names = [s["name"] for s in (schemas.structured_content or {}).get("schemas", [])]
+                    listed = [t["name"] for t in (tables.structured_content or {}).get("tables", [])]
+                    columns = [c["name"] for c in (desc.structured_content or {}).get("columns", [])]
+                    if names != ["public"] or listed != ["items", "kinds"] or columns[:2] != ["id", "name"]:
+                        failures.append(
+                            f"after {after!r}: the schema tools answered {text_of(schemas)[:200]!r}, "
+                            f"{text_of(tables)[:200]!r}, {text_of(desc)[:200]!r}"
+                        )
+
+                await catalog_intact("nothing")
+                await client.call_tool("postgres_query", {"sql": SPOOF_CATALOG})
+                await catalog_intact("replacing the driver's statements")
+                for sql in leftovers:
+                    seen: list[object] = []
+                    for _ in range(2):
+                        await client.call_tool("postgres_query", {"sql": sql})
+                        seen.append(await probe(sql))
+                    if seen[0] == seen[1]:
+                        failures.append(
+                            f"after {sql!r}: random() repeated {seen[0]} (a seed was left behind)"
+                        )
+                    await catalog_intact(sql)
+                left = await client.call_tool("postgres_query", {"sql": "EXECUTE leftover"})
+                if not left.is_error or "does not exist" not in text_of(left):
+                    failures.append(f"EXECUTE of an earlier call's PREPARE: {text_of(left)[:200]}")
+                chained = await client.call_tool("postgres_query", {"sql": "COMMIT AND CHAIN"})
+                if not chained.is_error or "transaction control" not in text_of(chained):
+                    failures.append(f"COMMIT AND CHAIN was not refused: {text_of(chained)[:200]}")
+        async with bridge_client(
+            bridge_argv, mode="legacy", env={"MCP_NATS_BRIDGE_CALL_TIMEOUT": "1"}
+        ) as client:
+            seen = []
+            for _ in range(2):
+                with contextlib.suppress(Exception):  # the deadline comes back as a JSON-RPC error
+                    await client.call_tool(
+                        "postgres_query", {"sql": "SELECT setseed(0.5), pg_advisory_lock(5), pg_sleep(2.5)"}
+                    )
+                await wait_until(lambda: _none(pg, "%pg_sleep(2.5)%"), 10, "the cancelled statement stopped")
+                got = await client.call_tool("postgres_query", {"sql": PROBE})
+                rows = (got.structured_content or {}).get("rows") or [[None]]
+                if got.is_error or rows[0][:-1] != _clean("3s"):
+                    failures.append(f"after a cancelled call: {text_of(got)[:400]}")
+                seen.append(rows[0][-1])
+            if seen[0] == seen[1]:
+                failures.append(f"after a cancelled call: random() repeated {seen[0]}")
+    finally:
+        await _drop_role(pg, member)
+    assert not failures, "\n".join(failures)
+
+
+async def test_write_mode_leaves_no_session_state(
+    pg: PgDatabase, responders: Responders, bridge_argv: list[str]
+) -> None:
+    """With --write, what a committed `execute` leaves in its session (SET ROLE, a temp table shadowing a table,
+    currval, PREPARE, setseed, a holdable cursor, LISTEN, a search_path that would shadow the reset's own functions)
+    is gone before the next call on the pool's one connection."""
+    member = await _member_role(pg)
+    admin = await asyncpg.connect(pg.admin_url, timeout=10)
+    try:
+        await admin.execute(f"GRANT CREATE ON SCHEMA public TO {pg.role}")
+    finally:
+        await admin.close()
+    start_pg(responders, pg, "--write", env={"MCP_NATS_POSTGRES_POOL_SIZE": "1"})
+    await responders.wait_instances("postgres", 1)
+    failures: list[str] = []
+    try:
+        with anyio.fail_after(120):
+            async with bridge_client(bridge_argv, mode="legacy") as client:
+
+                async def call(tool: str, sql: str) -> CallToolResult:
+                    return await client.call_tool(f"postgres_{tool}", {"sql": sql})
+
+                async def probe(after: str) -> object:
+                    got = await call("query", PROBE)
+                    rows = (got.structured_content or {}).get("rows") or [[None]]
+                    if got.is_error or rows[0][:-1] != _clean("30s"):
+                        failures.append(f"after {after!r}: {text_of(got)[:400]}")
+                    return rows[0][-1]
+
+                shadow = "CREATE FUNCTION public.pg_advisory_unlock_all() RETURNS bigint LANGUAGE sql AS 'SELECT 0::bigint'"
+                assert not (await call("execute", shadow)).is_error
+                for sql in (
+                    f"SET ROLE {member}",
+                    "CREATE TEMP TABLE items AS SELECT 'fake'::text AS name",
+                    "PREPARE wp AS SELECT 1",
+                    "DECLARE wc CURSOR WITH HOLD FOR SELECT 1",
+                    "LISTEN wl",
+                    "SELECT pg_advisory_lock(5), set_config('search_path', 'public, pg_catalog', false)",
+                    "SELECT setseed(0.5)",
+                    "INSERT INTO items (name) VALUES ('new') RETURNING id",
+                ):
+                    seen: list[object] = []
+                    for _ in range(2):
+                        done = await call("execute", sql)
+                        if done.is_error:
+                            failures.append(f"{sql!r} failed: {text_of(done)[:200]}")
+                        seen.append(await probe(sql))
+                    if seen[0] == seen[1]:
+                        failures.append(
+                            f"after {sql!r}: random() repeated {seen[0]} (a seed was left behind)"
+                        )
+                count = await call("query", "SELECT count(*) FROM items")
+                if (count.structured_content or {}).get("rows") != [[102]]:
+                    failures.append(f"a temp table shadows items: {text_of(count)[:200]}")
+                for sql in ("SELECT currval('items_id_seq')", "EXECUTE wp"):
+                    got = await call("query", sql)
+                    if not got.is_error:
+                        failures.append(f"{sql!r} saw an earlier call's session: {text_of(got)[:200]}")
+    finally:
+        await _drop_role(pg, member)
+    assert not failures, "\n".join(failures)
 
 
 async def _has(db: PgDatabase, like: str) -> bool:

@@ -7,20 +7,28 @@ closes it after drain. `Database.transaction` is the only way a tool reaches a c
 - every connection starts (in its startup packet: no round trip) with `statement_timeout`,
   `idle_in_transaction_session_timeout` and `default_transaction_read_only = on` as its session
   defaults, the values `RESET ALL` returns to;
+- the driver keeps no named statements (asyncpg's statement cache is off): they share a namespace with
+  SQL `PREPARE`/`DEALLOCATE`, so a call could drop them or put its own statement under their name for a
+  later call's schema tool to run;
 - read-only mode: `BEGIN READ ONLY` (what asyncpg's `transaction(readonly=True)` sends), the statement,
   then always `ROLLBACK`, which also undoes whatever the statement did to the session (SET, set_config,
-  LISTEN, NOTIFY, cursors), with `pg_advisory_unlock_all()` in the same round trip for the one thing a
-  rollback keeps (session advisory locks);
-- write mode (`execute`): `BEGIN READ WRITE`, committed when the statement succeeds, then asyncpg's full
-  reset (advisory locks released, cursors closed, UNLISTEN *, RESET ALL) in the same round trip, since
-  a commit keeps what the statement did to the session;
-- after a failure, or a statement that ended the transaction itself, the full reset runs before anyone
-  else gets the connection (the pool's reset when the call was cancelled: it first waits for the server
-  to confirm the cancel).
+  SET ROLE, LISTEN, NOTIFY, cursors). In the same round trip (`_END_READ`), the three things a rollback
+  keeps: session advisory locks (`pg_advisory_unlock_all()`), SQL `PREPARE`d statements (`DEALLOCATE
+  ALL`: a DO block can prepare too, so no command tag tells) and random()'s seed (`setseed`, `SET seed`:
+  reseeded from our own random number every call);
+- write mode (`execute`): `BEGIN READ WRITE`, committed when the statement succeeds, then the full reset
+  (`_FULL_RESET`: settings first, then role, locks, seed, cursors, listens, prepared statements, temp
+  tables and currval: what `DISCARD ALL` does, which cannot run in a transaction block) in the same round
+  trip, since a commit keeps what the statement did to the session;
+- after a failure, or a statement that ended the transaction itself (COMMIT, also AND CHAIN), the full
+  reset runs before anyone else gets the connection (the pool's reset when the call was cancelled: it
+  first waits for the server to confirm the cancel).
 
-That is four round trips per call (BEGIN; Parse/Describe; Bind/Execute; the end), five statements for
+That is four round trips per call (BEGIN; Parse/Describe; Bind/Execute; the end), six statements for
 PostgreSQL to run. The per-call `SET LOCAL`s an earlier version sent are the session defaults now,
 which the ROLLBACK (or the reset) restores, so every call still starts with the configured timeouts.
+What no reset undoes: custom settings a call created (`set_config('x.y', ...)`) stay defined, empty,
+after the rollback (PostgreSQL keeps such placeholders for the session's life).
 
 Cancelling the call's task (a deadline, `notifications/cancelled`) makes asyncpg send a cancel
 request, so the statement stops on the server too. Errors are mapped by `map_pg_errors`.
@@ -31,6 +39,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 from collections.abc import AsyncIterator
 
 import asyncpg
@@ -40,7 +49,7 @@ from schemas.observe import BackendTracer, NoTracer
 
 from ...plugin import ServiceRuntime
 from ..dsn import Secrets, redact
-from .errors import ConnectionLost, OneStatement, map_pg_errors
+from .errors import ENDED_TRANSACTION, ConnectionLost, OneStatement, map_pg_errors
 from .settings import PostgresSettings
 
 log = logging.getLogger(__name__)
@@ -51,6 +60,23 @@ SELECT r.rolsuper, r.rolbypassrls,
        ARRAY(SELECT g FROM unnest($1::text[]) AS g WHERE pg_has_role(current_user, g, 'USAGE')) AS granted
 FROM pg_roles r WHERE r.rolname = current_user
 """
+
+_END_READ = (
+    "ROLLBACK;\nSELECT pg_catalog.pg_advisory_unlock_all(), pg_catalog.setseed({seed});\nDEALLOCATE ALL"
+)
+"""After a read: what a ROLLBACK keeps (session advisory locks, PREPAREd statements, random()'s seed)."""
+_FULL_RESET = (
+    "RESET ALL;\nRESET SESSION AUTHORIZATION;\nRESET ROLE;\n"
+    "SELECT pg_catalog.pg_advisory_unlock_all(), pg_catalog.setseed({seed});\n"
+    "CLOSE ALL;\nUNLISTEN *;\nDEALLOCATE ALL;\nDISCARD TEMP;\nDISCARD SEQUENCES"
+)
+"""After a commit or a failure: DISCARD ALL's parts (it refuses a transaction block, which a message of several
+statements is), settings first, so a committed search_path or timeout cannot bend the rest; functions qualified."""
+
+
+def _seed() -> str:
+    """A fresh seed for random() (setseed takes -1..1), from the OS: no earlier call can know it."""
+    return repr(secrets.randbits(52) / (1 << 52))
 
 
 async def _init(conn: asyncpg.Connection) -> None:
@@ -93,6 +119,7 @@ class Database:
             init=_init,
             timeout=self.settings.connect_timeout,
             server_settings=self.session_defaults(runtime.instance),
+            statement_cache_size=0,  # no named statements: see the module docstring
             max_inactive_connection_lifetime=300.0,
             reset=self._reset,
         )
@@ -153,13 +180,13 @@ class Database:
 
     async def _reset(self, conn: asyncpg.Connection) -> None:
         """The pool's reset on release (after asyncpg has rolled back an open transaction): nothing to do for a
-        call that ended cleanly (it reset the session itself); otherwise asyncpg's reset query (session advisory
-        locks released, cursors closed, UNLISTEN *, RESET ALL). Nothing a call did reaches the next call."""
+        call that ended cleanly (it reset the session itself); otherwise the full reset (see the module
+        docstring). Nothing a call did reaches the next call."""
         pid = conn.get_server_pid()
         if pid in self._clean:
             self._clean.discard(pid)
             return
-        await conn.execute(conn.get_reset_query())
+        await conn.execute(_FULL_RESET.format(seed=_seed()))
 
     def pool(self) -> asyncpg.Pool:
         if self._pool is None:
@@ -171,7 +198,8 @@ class Database:
     @contextlib.asynccontextmanager
     async def transaction(self, *, write: bool = False) -> AsyncIterator[asyncpg.Connection]:
         """A pooled connection inside this call's transaction (READ ONLY unless `write`); see the module docstring.
-        Raises OneStatement when the statement ended the transaction itself (COMMIT, ROLLBACK, PREPARE TRANSACTION)."""
+        Raises OneStatement when the statement ended the transaction itself (COMMIT, ROLLBACK, PREPARE TRANSACTION;
+        `fetch_capped` refuses the AND CHAIN forms, which leave a new transaction open)."""
         readonly = not write or not self.settings.write
         with (
             self.errors(),
@@ -184,26 +212,22 @@ class Database:
                 try:
                     yield conn
                     if not conn.is_in_transaction():
-                        raise OneStatement(
-                            "the statement ended the call's transaction (COMMIT, ROLLBACK, END or PREPARE TRANSACTION): "
-                            "transaction control is not allowed; every call is its own transaction"
-                        )
+                        raise OneStatement(ENDED_TRANSACTION)
                 except Exception:
                     # Roll back and reset here (a cancelled call leaves that to the pool, which waits for the
                     # server to confirm the cancel first); a connection that cannot is dropped by the pool.
                     with contextlib.suppress(asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
-                        await self._end(conn, "ROLLBACK;\n" if conn.is_in_transaction() else "", full=True)
+                        await self._end(
+                            conn, ("ROLLBACK;\n" if conn.is_in_transaction() else "") + _FULL_RESET
+                        )
                     raise
-                if readonly:
-                    await self._end(conn, "ROLLBACK;\n", full=False)
-                else:
-                    await self._end(conn, "COMMIT;\n", full=True)
+                await self._end(conn, _END_READ if readonly else "COMMIT;\n" + _FULL_RESET)
 
-    async def _end(self, conn: asyncpg.Connection, verb: str, *, full: bool) -> None:
-        """End the transaction and reset the session in one round trip (after a rollback only the session
-        advisory locks can be left; otherwise asyncpg's full reset); the pool's reset then knows (by the
-        backend pid) that this connection is clean."""
+    async def _end(self, conn: asyncpg.Connection, sql: str) -> None:
+        """End the transaction and reset the session in one round trip (`sql`: `_END_READ`, or the end of the
+        transaction and `_FULL_RESET`); the pool's reset then knows (by the backend pid) that this connection
+        is clean."""
         if conn.is_closed():
             return
-        await conn.execute(verb + (conn.get_reset_query() if full else "SELECT pg_advisory_unlock_all()"))
+        await conn.execute(sql.format(seed=_seed()))
         self._clean.add(conn.get_server_pid())

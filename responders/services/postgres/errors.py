@@ -21,6 +21,11 @@ import asyncpg
 from ...errors import ToolError
 from ..dsn import Secrets
 
+ENDED_TRANSACTION = (
+    "the statement ended the call's transaction (COMMIT, ROLLBACK, END or PREPARE TRANSACTION, also AND CHAIN): "
+    "transaction control is not allowed; every call is its own transaction"
+)
+
 
 class DatabaseError(ToolError):
     """Raised when PostgreSQL refuses or fails a statement; the message is PostgreSQL's, with its SQLSTATE."""

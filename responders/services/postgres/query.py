@@ -10,6 +10,7 @@ from typing import Any, Final, Literal
 import asyncpg
 import msgspec
 
+from .errors import ENDED_TRANSACTION, OneStatement
 from .results import Column, Explained, QueryResult
 from .values import to_json
 
@@ -34,6 +35,9 @@ async def fetch_capped(
     if not attrs:  # a statement without a result set (SET, DO, INSERT without RETURNING, ...)
         await stmt.fetch(*args)
         tag = stmt.get_statusmsg() or ""
+        # COMMIT/ROLLBACK AND CHAIN: it ended the call's transaction, then began another one
+        if tag.startswith(("COMMIT", "ROLLBACK")):
+            raise OneStatement(ENDED_TRANSACTION)
         return QueryResult(columns=[], rows=[], rowCount=_affected(tag), truncated=False, command=tag)
     columns = [Column(name=a.name, type=a.type.name) for a in attrs]
     records: Any = None
