@@ -24,7 +24,7 @@ closes it after drain. `Database.transaction` is the only way a tool reaches a c
   reset runs before anyone else gets the connection (the pool's reset when the call was cancelled: it
   first waits for the server to confirm the cancel).
 
-That is four round trips per call (BEGIN; Parse/Describe; Bind/Execute; the end), six statements for
+That is four round trips per call (BEGIN; Parse/Describe; Bind/Execute; the end), five statements for
 PostgreSQL to run. The per-call `SET LOCAL`s an earlier version sent are the session defaults now,
 which the ROLLBACK (or the reset) restores, so every call still starts with the configured timeouts.
 What no reset undoes: custom settings a call created (`set_config('x.y', ...)`) stay defined, empty,
@@ -72,6 +72,12 @@ _FULL_RESET = (
 )
 """After a commit or a failure: DISCARD ALL's parts (it refuses a transaction block, which a message of several
 statements is), settings first, so a committed search_path or timeout cannot bend the rest; functions qualified."""
+
+
+def _expected_reset(record: logging.LogRecord) -> bool:
+    """Drop asyncpg's "Resetting connection with an active transaction" (logged as an asyncio ERROR): a cancelled
+    call leaves its BEGIN open on purpose, for the pool to roll back once the server has confirmed the cancel."""
+    return not record.getMessage().startswith("Resetting connection with an active transaction")
 
 
 def _seed() -> str:
@@ -126,10 +132,13 @@ class Database:
         with self.errors():
             await pool
         self._pool = pool
+        asyncio_log = logging.getLogger("asyncio")
+        asyncio_log.addFilter(_expected_reset)
         try:
             await self._check_role()
             yield
         finally:
+            asyncio_log.removeFilter(_expected_reset)
             self._pool = None
             try:
                 async with asyncio.timeout(10):
@@ -160,11 +169,11 @@ class Database:
             )
             return
         log.info(
-            "%s: connected to %s (PostgreSQL %d.%d)",
+            "%s: connected to %s (PostgreSQL %s)",
             self.service,
             self.shown_url,
-            version.major,
-            version.minor,
+            # since PostgreSQL 10 the second number is the patch level, which asyncpg calls micro
+            f"{version.major}.{version.micro}" if version.major >= 10 else f"{version.major}.{version.minor}",
         )
         if row is None or self.settings.write:
             return
