@@ -13,6 +13,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import IO
 
 import msgspec
 import pytest
@@ -61,8 +62,13 @@ class Responders:
         self.procs: list[subprocess.Popen[bytes]] = []
 
     def start(
-        self, service: str = "fs", *args: str, env: dict[str, str] | None = None
+        self,
+        service: str = "fs",
+        *args: str,
+        env: dict[str, str] | None = None,
+        stderr: IO[bytes] | None = None,
     ) -> subprocess.Popen[bytes]:
+        """Start `mcp-nats serve SERVICE ARGS` (at --log-level warning; its stderr ours, or `stderr`)."""
         argv = [
             MCP_NATS,
             "serve",
@@ -75,7 +81,7 @@ class Responders:
             "warning",
             *args,
         ]
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, env=child_env(**(env or {})))
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stderr=stderr, env=child_env(**(env or {})))
         self.procs.append(proc)
         return proc
 

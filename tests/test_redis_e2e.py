@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import statistics
 import time
+import uuid
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import anyio
 import pytest
@@ -310,3 +313,167 @@ async def test_scan_over_200k_keys_never_blocks_the_server(
         f"{len(pings)} pings, p50 {statistics.median(pings):.2f} ms, p99 {pings[int(len(pings) * 0.99) - 1]:.2f} ms, "
         f"max {pings[-1]:.2f} ms"
     )
+
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def readme_acl(user: str, password: str, url: str) -> list[str]:
+    """The README's `ACL SETUSER <user> ...` line as a command, with the password (and `+select`
+    when the URL names a database other than 0, as the README says)."""
+    line = next(ln for ln in README.read_text().splitlines() if ln.startswith(f"ACL SETUSER {user} "))
+    words = [w.replace(">PASSWORD", f">{password}") for w in line.split()]
+    return words + ["+select"] if urlsplit(url).path.strip("/") not in ("", "0") else words
+
+
+def url_as(url: str, user: str, password: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(netloc=f"{user}:{password}@{parts.netloc.rpartition('@')[2]}"))
+
+
+async def require_redis7_admin(rdb: aioredis.Redis) -> str:
+    """The admin user's name; skips when the server has no ACL DRYRUN or the URL's user is no admin."""
+    version = (await rdb.info("server"))["redis_version"]
+    if int(str(version).split(".")[0]) < 7:
+        pytest.skip(f"Redis {version}: the README's ACL users need 7.0 (%R~ key patterns, ACL DRYRUN)")
+    user: str = (await command(rdb, "ACL", "WHOAMI")).decode()
+    if await command(rdb, "ACL", "DRYRUN", user, "ACL", "SETUSER", "x") != b"OK":
+        pytest.skip(f"the test server's user {user!r} may not create ACL users")
+    return user
+
+
+async def command(rdb: aioredis.Redis, *args: str) -> Any:
+    """Any command through the admin client (redis-py types execute_command loosely)."""
+    client: Any = rdb
+    return await client.execute_command(*args)
+
+
+def warnings_in(log: Path) -> list[str]:
+    return [ln for ln in log.read_text(errors="replace").splitlines() if " WARNING " in ln]
+
+
+async def test_readme_acl_users(
+    redis_server: str, rdb: aioredis.Redis, responders: Responders, bridge_argv: list[str], tmp_path: Path
+) -> None:
+    """The README's ACL users, made by the admin: as mcp_reader every read tool works on app: keys; even a
+    --write service as mcp_reader gets Redis's NOPERM (a tool error sentence) for a write and for a key
+    outside app:*, with nothing changed; mcp_writer runs every write tool on app: keys and nothing outside;
+    no warning at start. Redis holds the service to its ACL without our code."""
+    await require_redis7_admin(rdb)
+    pw = "acl-" + uuid.uuid4().hex
+    for user in ("mcp_reader", "mcp_writer"):
+        assert await command(rdb, *readme_acl(user, pw, redis_server)) == b"OK"
+    try:
+        await rdb.set("app:s", "hello", ex=1000)
+        await rdb.hset("app:h", mapping={"f": "v"})
+        await rdb.rpush("app:l", "a", "b")
+        await rdb.sadd("app:st", "m")
+        await rdb.zadd("app:z", {"a": 1.0})
+        await rdb.xadd("app:x", {"k": "v"})
+        await rdb.set("secret:1", "hidden")
+        log = tmp_path / "serve.log"
+        reader, writer = url_as(redis_server, "mcp_reader", pw), url_as(redis_server, "mcp_writer", pw)
+        with open(log, "wb") as err:
+            responders.start("redis", "--url", reader, "--name", "ro", stderr=err)
+            responders.start("redis", "--url", reader, "--name", "rw", "--write", stderr=err)
+            responders.start("redis", "--url", writer, "--name", "wr", "--write", stderr=err)
+        for name in ("ro", "rw", "wr"):
+            await responders.wait_instances(name, 1)
+        with anyio.fail_after(90):
+            async with bridge_client(bridge_argv, mode="legacy") as client:
+
+                async def ok(tool: str, args: dict[str, Any]) -> dict[str, Any]:
+                    r = await client.call_tool(tool, args)
+                    assert not r.is_error, f"{tool}: {text_of(r)}"
+                    assert isinstance(r.structured_content, dict)
+                    return r.structured_content
+
+                async def noperm(tool: str, args: dict[str, Any], what: str) -> None:
+                    r = await client.call_tool(tool, args)
+                    text = text_of(r)
+                    assert r.is_error and text.startswith("permission denied by Redis: this user has no"), (
+                        tool,
+                        text,
+                    )
+                    assert what in text and "Traceback" not in text and "hidden" not in text, (tool, text)
+
+                assert (await ok("ro_get", {"key": "app:s"}))["value"] == "hello"
+                assert (await ok("ro_type", {"key": "app:h"}))["type"] == "hash"
+                assert 900 < (await ok("ro_ttl", {"key": "app:s"}))["ttl"] <= 1000
+                assert (await ok("ro_hget", {"name": "app:h", "key": "f"}))["value"] == "v"
+                assert (await ok("ro_hgetall", {"name": "app:h"}))["fields"] == {"f": "v"}
+                assert (await ok("ro_lrange", {"name": "app:l"}))["items"] == ["a", "b"]
+                assert (await ok("ro_llen", {"name": "app:l"}))["count"] == 2
+                assert (await ok("ro_smembers", {"name": "app:st"}))["items"] == ["m"]
+                assert (await ok("ro_zrange", {"key": "app:z", "with_scores": True}))["scores"] == [1.0]
+                assert [e["fields"] for e in (await ok("ro_xrange", {"key": "app:x"}))["entries"]] == [
+                    {"k": "v"}
+                ]
+                assert (await ok("ro_xlen", {"key": "app:x"}))["count"] == 1
+                assert "redis_version" in (await ok("ro_info", {"section": "server"}))["info"]
+                assert (await ok("ro_dbsize", {}))["count"] == await rdb.dbsize()
+                # key patterns do not filter SCAN (the README says so): names only, values stay refused
+                scanned = await ok("ro_scan_keys", {"count": 1000})
+                assert {"app:s", "secret:1"} <= set(scanned["keys"])
+                await noperm("ro_get", {"key": "secret:1"}, "keys")
+
+                await noperm("rw_set", {"key": "app:s", "value": "pwned"}, "'set' command")
+                await noperm("rw_hset", {"name": "app:h", "key": "f", "value": "pwned"}, "'hset' command")
+                await noperm("rw_delete", {"key": "app:l"}, "'del' command")
+                await noperm("rw_get", {"key": "secret:1"}, "keys")
+                await noperm("rw_type", {"key": "secret:1"}, "keys")
+
+                await ok("wr_set", {"key": "app:new", "value": "x", "ex": 100})
+                await ok("wr_expire", {"name": "app:new", "expire_seconds": 200})
+                await ok("wr_hset", {"name": "app:h2", "key": "f", "value": "v", "expire_seconds": 100})
+                await ok("wr_hdel", {"name": "app:h2", "key": "f"})
+                await ok("wr_lpush", {"name": "app:l2", "value": "a", "expire": 100})
+                await ok("wr_rpush", {"name": "app:l2", "value": "b"})
+                await ok("wr_lpop", {"name": "app:l2"})
+                await ok("wr_rpop", {"name": "app:l2"})
+                await ok("wr_sadd", {"name": "app:s2", "value": "m", "expire_seconds": 100})
+                await ok("wr_srem", {"name": "app:s2", "value": "m"})
+                await ok("wr_zadd", {"key": "app:z2", "score": 1, "member": "a", "expiration": 100})
+                await ok("wr_zrem", {"key": "app:z2", "member": "a"})
+                await ok("wr_xadd", {"key": "app:x2", "fields": {"k": "v"}, "expiration": 100})
+                assert (await ok("wr_delete", {"key": ["app:new", "app:x2"]}))["count"] == 2
+                await noperm("wr_set", {"key": "secret:1", "value": "pwned"}, "keys")
+                await noperm("wr_get", {"key": "secret:1"}, "keys")
+        assert await rdb.get("app:s") == b"hello" and await rdb.hgetall("app:h") == {b"f": b"v"}
+        assert await rdb.lrange("app:l", 0, -1) == [b"a", b"b"] and await rdb.get("secret:1") == b"hidden"
+        assert not warnings_in(log), warnings_in(log)
+        assert pw not in log.read_text(errors="replace")
+    finally:
+        await command(rdb, "ACL", "DELUSER", "mcp_reader", "mcp_writer")
+
+
+async def test_admin_user_is_warned_at_start(
+    redis_server: str, rdb: aioredis.Redis, responders: Responders, tmp_path: Path
+) -> None:
+    """As the admin user a read-only service logs one warning at start naming the user, what Redis would let it
+    do, and the README's fix; with --keys also the keys outside them; a --write service without --keys none."""
+    user = await require_redis7_admin(rdb)
+    logs = {name: tmp_path / f"{name}.log" for name in ("ro", "keyed", "rw")}
+    for name, args in (("ro", []), ("keyed", ["--keys", "app:*"]), ("rw", ["--write"])):
+        with open(logs[name], "wb") as err:
+            responders.start("redis", "--url", redis_server, "--name", name, *args, stderr=err)
+    for name in logs:
+        await responders.wait_instances(name, 1)
+    ro, keyed, rw = (warnings_in(logs[n]) for n in ("ro", "keyed", "rw"))
+    fix = "Connect as a user whose Redis ACL allows only the service's commands and keys (see the README: the mcp_reader ACL user)"
+    assert len(ro) == 1 and len(keyed) == 1 and rw == [], (ro, keyed, rw)
+    assert (
+        f"ro: read-only mode, but the Redis user {user!r} may run every command the write tools send (on 'mcp-nats:acl-probe'), FLUSHDB"
+        in ro[0]
+    )
+    assert "ACL SETUSER" in ro[0] and fix in ro[0] and "--keys" not in ro[0]
+    assert (
+        f"keyed: read-only mode, but the Redis user {user!r} may run every command the write tools send (on 'app:')"
+        in keyed[0]
+    )
+    assert (
+        "--keys app:*, but it may read keys outside them ('mcp-nats:acl-probe')" in keyed[0]
+        and fix in keyed[0]
+    )
+    password = urlsplit(redis_server).password
+    assert not password or not any(password in p.read_text(errors="replace") for p in logs.values())

@@ -3,7 +3,9 @@
     mcp-nats serve redis --url redis://cache:6379/0 [--name cache] [--write] [--keys 'app:*']
 
 Without --write the write tools are not registered (not listed, not callable); `--keys` limits
-every call to matching keys before Redis sees it; SCAN, never KEYS; values and results capped.
+every call to matching keys before Redis sees it; SCAN, never KEYS; values and results capped. Redis
+enforces both only through the user's ACL: at start the service warns when that would let it do more
+(acl.py; the README's mcp_reader ACL user).
 """
 
 from ...plugin import Argument, ServicePlugin

@@ -11,12 +11,20 @@
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Iterator
 
 import redis.exceptions as rx
 
 from ...errors import ToolError
 from ..dsn import Secrets
+
+_PIPELINE = re.compile(r"^Command # \d+ \(.*\) of pipeline caused error: ", re.DOTALL)
+"""redis-py's prefix on an error inside a pipeline (the `get` tool's), dropped: Redis's sentence is the news."""
+
+
+def _said(exc: Exception, secrets: Secrets) -> str:
+    return _PIPELINE.sub("", secrets.scrub(str(exc)))
 
 
 class RedisToolError(ToolError):
@@ -50,9 +58,9 @@ def map_redis_errors(secrets: Secrets, *, service: str, timeout_s: float) -> Ite
             f"cannot reach Redis ({secrets.scrub(str(exc))}); retry the call later"
         ) from None
     except rx.NoPermissionError as exc:
-        raise RedisToolError(f"permission denied by Redis: {secrets.scrub(str(exc))}") from None
+        raise RedisToolError(f"permission denied by Redis: {_said(exc, secrets)}") from None
     except rx.ResponseError as exc:
-        text = secrets.scrub(str(exc))
+        text = _said(exc, secrets)
         if text.startswith("WRONGTYPE"):
             raise RedisToolError(f"wrong type: {text.removeprefix('WRONGTYPE ')}; call type first") from None
         raise RedisToolError(f"Redis error: {text}") from None

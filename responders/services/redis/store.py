@@ -1,9 +1,10 @@
 """The Redis connection of one service instance and the checks every call passes through.
 
 `Store.lifespan` is the service's lifespan: it makes the redis-py asyncio client (a connection
-pool), pings once (a warning, not a failure, when Redis is not there yet) and closes it after
-drain. `Store.key` refuses a key outside the allowlist before Redis sees the call; `Store.call`
-runs a command under the error boundary and the service's timeout."""
+pool), pings once (a warning, not a failure, when Redis is not there yet), then checks once what the
+Redis user may do (acl.py: a warning when Redis would let it write in read-only mode, or reach keys
+outside --keys) and closes it after drain. `Store.key` refuses a key outside the allowlist before
+Redis sees the call; `Store.call` runs a command under the error boundary and the service's timeout."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from schemas.observe import BackendTracer, NoTracer
 
 from ...plugin import ServiceRuntime
 from ..dsn import Secrets, redact
+from .acl import check_acl
 from .errors import ConnectionLost, KeyRefused, RedisToolError, map_redis_errors
 from .keys import Allowlist
 from .settings import RedisSettings
@@ -36,6 +38,8 @@ class Store:
         self.shown_url = redact(settings.url)
         self.tracer: BackendTracer = NoTracer()
         self._client: aioredis.Redis | None = None
+        self.acl_problems: list[str] = []
+        """What the start-up ACL check found Redis would let the user do beyond the service ("write", "keys")."""
 
     @contextlib.asynccontextmanager
     async def lifespan(self, runtime: ServiceRuntime) -> AsyncIterator[None]:
@@ -58,6 +62,8 @@ class Store:
                 log.warning(
                     "%s: cannot reach %s yet: %s (each call retries)", self.service, self.shown_url, exc
                 )
+            else:
+                self.acl_problems = await check_acl(client, s, self.service, self.secrets)
             yield
         finally:
             self._client = None
