@@ -25,6 +25,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Final
 from urllib.parse import urlsplit, urlunsplit
@@ -91,6 +92,11 @@ def workload(tool: str) -> Workload:
     return Workload("tools/call", tool, args, [f"row-{i}-marker".encode() for i in ids])
 
 
+def _backends(db: str) -> dict[str, Callable[[], list[int]]]:
+    """The Meter group of the PostgreSQL backends serving `db` (their process title names it), whoever's they are."""
+    return {"postgres": lambda: pids_matching(f" {db} ".encode())}
+
+
 def _phase(
     s: StdioServer,
     work: Workload,
@@ -102,8 +108,7 @@ def _phase(
     db: str,
 ) -> tuple[Phase, Meter]:
     s.run(work, k=k, count=warm)
-    # the PostgreSQL backends serving this database (their process title names it), whoever's they are
-    meter = Meter(pids, groups={"postgres": lambda: pids_matching(f" {db} ".encode())}).start()
+    meter = Meter(pids, groups=_backends(db)).start()
     phase = s.run(work, k=k, count=count, max_seconds=seconds)
     meter.stop()
     return phase, meter
@@ -267,7 +272,7 @@ def _tool_only(admin: str, reps: int, count: int) -> int:
 
             await asyncio.gather(*(one(i) for i in range(1000)))
             for rep in range(1, reps + 1):
-                meter = Meter({}, groups={"postgres": lambda: pids_matching(f" {dbname} ".encode())}).start()
+                meter = Meter({}, groups=_backends(dbname)).start()
                 t0 = time.perf_counter()
                 await asyncio.gather(*(one(i) for i in range(count)))
                 elapsed = time.perf_counter() - t0
@@ -284,32 +289,10 @@ def _tool_only(admin: str, reps: int, count: int) -> int:
     return 0
 
 
-def _cpu_split(rows: list[dict[str, object]]) -> str:
-    """'total = a process + b process ... (busy %)', medians over repetitions, the load generator left out."""
+def _cpu(rows: list[dict[str, object]]) -> dict[str, float]:
+    """CPU µs per call of each process (the load generator left out), medians over the repetitions `rows`."""
     names = [k for k in rows[0]["cpu_us_per_call"] if k != "loadgen"]  # type: ignore[attr-defined]
-    each = {k: statistics.median(r["cpu_us_per_call"][k] for r in rows) for k in names}  # type: ignore[index]
-    busy = statistics.median(r["noise"]["busy_pct"] for r in rows)  # type: ignore[index]
-    return (
-        f"{sum(each.values()):.0f} = "
-        + " + ".join(f"{v:.0f} {k}" for k, v in each.items())
-        + f" ({busy:.0f}%)"
-    )
-
-
-def _cpu_of(rows: list[dict[str, object]], target: str, process: str) -> float:
-    return statistics.median(
-        r["cpu_us_per_call"][process]  # type: ignore[index]
-        for r in rows
-        if r["target"] == target and r["mode"] == "K=64"
-    )
-
-
-def _total_cpu(rows: list[dict[str, object]], target: str) -> float:
-    return statistics.median(
-        sum(v for k, v in r["cpu_us_per_call"].items() if k != "loadgen")  # type: ignore[attr-defined]
-        for r in rows
-        if r["target"] == target and r["mode"] == "K=64"
-    )
+    return {k: statistics.median(r["cpu_us_per_call"][k] for r in rows) for k in names}  # type: ignore[index]
 
 
 def _report(rows: list[dict[str, object]], a: argparse.Namespace) -> int:
@@ -321,14 +304,19 @@ def _report(rows: list[dict[str, object]], a: argparse.Namespace) -> int:
         f"one-row primary-key query, {PG_PACKAGE} {PG_VERSION} vs mcp-nats bridge (median of repetitions)",
         f"{'target':10} {'K=64 calls/s':>13} {'seq p50 µs':>11} {'seq calls/s':>12}  CPU µs per call at K=64 (machine busy %)",
     ]
+    cpu: dict[str, dict[str, float]] = {}
     for t in ("bridge", "reference", "floor"):
-        cpu = _cpu_split([r for r in rows if r["target"] == t and r["mode"] == "K=64"])
+        k64 = [r for r in rows if r["target"] == t and r["mode"] == "K=64"]
+        cpu[t] = _cpu(k64)
+        busy = statistics.median(r["noise"]["busy_pct"] for r in k64)  # type: ignore[index]
+        split = " + ".join(f"{v:.0f} {k}" for k, v in cpu[t].items())
         out.append(
-            f"{t:10} {med(t, 'K=64', 'ops'):13.0f} {med(t, 'seq', 'p50_us'):11.0f} {med(t, 'seq', 'ops'):12.0f}  {cpu}"
+            f"{t:10} {med(t, 'K=64', 'ops'):13.0f} {med(t, 'seq', 'p50_us'):11.0f} {med(t, 'seq', 'ops'):12.0f}"
+            f"  {sum(cpu[t].values()):.0f} = {split} ({busy:.0f}%)"
         )
-    ratio = med("bridge", "K=64", "ops") / max(1e-9, med("reference", "K=64", "ops"))
-    out.append(f"throughput ratio at K=64: {ratio:.2f}x (goal: >= 2x)")
     ref_ops = max(1e-9, med("reference", "K=64", "ops"))
+    ratio = med("bridge", "K=64", "ops") / ref_ops
+    out.append(f"throughput ratio at K=64: {ratio:.2f}x (goal: >= 2x)")
     floor = med("floor", "K=64", "ops") / ref_ops
     cores = os.cpu_count() or 1
     budget = cores * 1e6 / (2 * ref_ops)
@@ -338,8 +326,8 @@ def _report(rows: list[dict[str, object]], a: argparse.Namespace) -> int:
     )
     out.append(
         f"CPU budget for 2x: {cores} CPUs / (2 x {ref_ops:.0f} calls/s) = {budget:.0f} µs per call at 100% busy, "
-        f"PostgreSQL's share included; the floor alone uses {_total_cpu(rows, 'floor'):.0f} µs, the reference's "
-        f"PostgreSQL work {_cpu_of(rows, 'reference', 'postgres'):.0f} µs"
+        f"PostgreSQL's share included; the floor alone uses {sum(cpu['floor'].values()):.0f} µs, the reference's "
+        f"PostgreSQL work {cpu['reference']['postgres']:.0f} µs"
     )
     sys.stdout.write("\n".join(out) + "\n")
     failed = sum(sum(r["failures"].values()) for r in rows)  # type: ignore[attr-defined]

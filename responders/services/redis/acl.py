@@ -173,10 +173,12 @@ def report(service: str, user: str, settings: RedisSettings, found: dict[str, li
     )
 
 
-async def check_acl(client: Any, settings: RedisSettings, service: str, secrets: Secrets) -> list[str]:
-    """Check the connected user's ACL (see the module docstring); log one warning and return its problems
-    ("write", "keys"), or log at info why it could not check and return []. Never raises."""
-    allow = Allowlist(settings.keys)
+async def check_acl(
+    client: Any, settings: RedisSettings, allow: Allowlist, service: str, secrets: Secrets
+) -> list[str]:
+    """Check the connected user's ACL (see the module docstring) against the service's `allow` (its --keys);
+    log one warning and return its problems ("write", "keys"), or log at info why it could not check and
+    return []. Never raises."""
     if settings.write and allow.everything:
         return []  # nothing Redis could hold the user to that the service does not already allow
     try:

@@ -63,7 +63,7 @@ class Store:
                     "%s: cannot reach %s yet: %s (each call retries)", self.service, self.shown_url, exc
                 )
             else:
-                self.acl_problems = await check_acl(client, s, self.service, self.secrets)
+                self.acl_problems = await check_acl(client, s, self.allow, self.service, self.secrets)
             yield
         finally:
             self._client = None

@@ -140,7 +140,8 @@ class FakePipeline:
 
 
 async def check(client: FakeRedis, **settings: Any) -> list[str]:
-    return await check_acl(client, RedisSettings(url=URL, **settings), "cache", Secrets(URL))
+    rs = RedisSettings(url=URL, **settings)
+    return await check_acl(client, rs, Allowlist(rs.keys), "cache", Secrets(URL))
 
 
 async def test_restricted_user_and_no_acls_are_not_warned(caplog: pytest.LogCaptureFixture) -> None:
