@@ -93,24 +93,6 @@ def npm_install(cache: Path, version: str, package: str = FS_PACKAGE) -> Path:
     if r.returncode != 0 or not entry.exists():
         raise RuntimeError(f"npm install {package}@{version} failed: {r.stderr[-800:]}")
     return entry
-    npm = shutil.which("npm")
-    if npm is None:
-        raise RuntimeError("npm is not installed; the reference filesystem server cannot be installed")
-    prefix.mkdir(parents=True, exist_ok=True)
-    manifest = prefix / "package.json"
-    if not manifest.exists():
-        manifest.write_text('{"name": "mcp-nats-bench-baselines", "private": true}\n')
-    r = subprocess.run(
-        [npm, "install", "--no-audit", "--no-fund", "--save-exact", f"{FS_PACKAGE}@{version}"],
-        cwd=prefix,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    if r.returncode != 0 or not entry.exists():
-        raise RuntimeError(f"npm install {FS_PACKAGE}@{version} failed: {r.stderr[-800:]}")
-    return entry
 
 
 @dataclass
