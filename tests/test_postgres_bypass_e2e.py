@@ -1,8 +1,7 @@
 """The postgres service's bypass table end to end against a real PostgreSQL: the official MCP client drives
-`mcp-nats bridge`, which calls `mcp-nats serve postgres` responders over NATS. The bypass table
-(each case followed by a check of the database's state), typed results, both caps, statement
-timeouts and deadlines cancelling the statement on the server, two instances sharing the load,
-backends terminated mid-run, write mode, resources, and the password never shown."""
+`mcp-nats bridge`, which calls `mcp-nats serve postgres` over NATS; every bypass the reference servers'
+users found is run as a `query`, and the database's state (rows, sequences, tables, large objects,
+prepared transactions, advisory locks, files, other sessions, notifications) is checked after each case."""
 
 from __future__ import annotations
 

@@ -1,8 +1,8 @@
 """The postgres service end to end against a real PostgreSQL: the official MCP client drives
-`mcp-nats bridge`, which calls `mcp-nats serve postgres` responders over NATS. The bypass table
-(each case followed by a check of the database's state), typed results, both caps, statement
-timeouts and deadlines cancelling the statement on the server, two instances sharing the load,
-backends terminated mid-run, write mode, resources, and the password never shown."""
+`mcp-nats bridge`, which calls `mcp-nats serve postgres` responders over NATS. Typed results, both
+caps, statement timeouts and deadlines cancelling the statement on the server, no session state
+reaching the next call, two instances sharing the load, backends terminated mid-run, write mode,
+resources, and the password never shown. The bypass table is in test_postgres_bypass_e2e.py."""
 
 from __future__ import annotations
 
